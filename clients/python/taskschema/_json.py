@@ -1,0 +1,70 @@
+"""Strict JSON parsing and the canonical form that fingerprints are computed over."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, NoReturn
+
+from ._exceptions import InvalidJSONError
+
+# Floats with an integral value are written as integers (JSON Schema treats 1 and
+# 1.0 alike), but only where the integer is exact.
+_MAX_EXACT_FLOAT_INT = 2**53
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise InvalidJSONError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidJSONError(f"duplicate key {key!r} in a JSON object")
+        result[key] = value
+    return result
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """Parse one JSON document, refusing duplicate keys, NaN and Infinity."""
+    try:
+        return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+    except InvalidJSONError:
+        raise
+    except UnicodeDecodeError as exc:
+        raise InvalidJSONError(f"body is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidJSONError(
+            f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise InvalidJSONError("invalid JSON: nested too deeply") from None
+
+
+def canonical_json(document: Any, *, ordered: frozenset[tuple[str, ...]] = frozenset()) -> bytes:
+    """Serialise `document` without insignificant whitespace, keys sorted by code point.
+
+    Objects at the paths in `ordered` keep their key order: a contract's
+    `params.properties` order is its positional signature, so it is content.
+    """
+    return _encode(document, (), ordered).encode("utf-8")
+
+
+def _encode(value: Any, path: tuple[str, ...], ordered: frozenset[tuple[str, ...]]) -> str:
+    if isinstance(value, dict):
+        items = value.items() if path in ordered else sorted(value.items())
+        return "{%s}" % ",".join(
+            f"{json.dumps(key, ensure_ascii=False)}:{_encode(item, (*path, key), ordered)}"
+            for key, item in items
+        )
+    if isinstance(value, list):
+        return "[%s]" % ",".join(_encode(item, (*path, "*"), ordered) for item in value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
+        return str(int(value))
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def fingerprint(canonical: bytes) -> str:
+    """The sha-256 of canonical bytes, as lowercase hex."""
+    return hashlib.sha256(canonical).hexdigest()

@@ -1,0 +1,92 @@
+"""The registry's HTTP API as Pydantic models, shared by the service and its clients."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ._exceptions import Violation
+
+
+class CompatibilityMode(StrEnum):
+    """Which earlier versions a new contract version must stay compatible with, and how."""
+
+    NONE = "NONE"
+    BACKWARD = "BACKWARD"
+    BACKWARD_TRANSITIVE = "BACKWARD_TRANSITIVE"
+    FORWARD = "FORWARD"
+    FORWARD_TRANSITIVE = "FORWARD_TRANSITIVE"
+    FULL = "FULL"
+    FULL_TRANSITIVE = "FULL_TRANSITIVE"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RegisteredVersion(_Model):
+    """Identifies one version of a task's contract."""
+
+    task: str
+    version: int = Field(ge=1)
+    id: int = Field(description="Global, immutable id of the contract document.")
+    fingerprint: str = Field(description="sha-256 of the canonical contract JSON, hex.")
+
+
+class VersionInfo(RegisteredVersion):
+    """A version as listed: identity plus lifecycle."""
+
+    deleted: bool
+    created_at: datetime
+
+
+class VersionDetail(VersionInfo):
+    """A version with its contract document."""
+
+    contract: dict[str, Any]
+
+
+class TaskSummary(_Model):
+    task: str
+    latest_version: int | None = Field(description="Highest version not deleted, if any.")
+    versions: list[int] = Field(description="Versions not deleted, ascending.")
+    description: str = ""
+
+
+class TaskPage(_Model):
+    tasks: list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class CompatibilityConfig(_Model):
+    compatibility: CompatibilityMode
+
+
+class EffectiveConfig(CompatibilityConfig):
+    source: Literal["task", "global"] = Field(
+        description="Whether the mode is the task's own or the global default."
+    )
+
+
+class DeletedVersion(_Model):
+    task: str
+    version: int
+    permanent: bool
+
+
+class ErrorBody(_Model):
+    """Every error response: a stable code, a sentence, and where applicable each violation."""
+
+    error: str = Field(description="Stable machine-readable code, e.g. contract_invalid.")
+    message: str
+    violations: list[Violation] = Field(default_factory=list)
+
+
+class Health(_Model):
+    status: Literal["ok"]
+    database: Literal["ok"]

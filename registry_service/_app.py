@@ -1,0 +1,42 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from taskschema import __version__
+
+from ._db import create_db_engine, migrate
+from ._errors import install_error_handlers
+from ._limits import BodySizeLimit
+from ._routes import health_router, router
+from ._settings import RegistrySettings
+from ._store import Store
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    """The registry app; it migrates the database on start."""
+    settings = settings or RegistrySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_db_engine(settings.database_url)
+        migrate(engine)
+        app.state.store = Store(engine)
+        app.state.settings = settings
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="taskschema registry",
+        version=__version__,
+        summary="Versioned, compatibility-checked contracts for Celery tasks.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.include_router(health_router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

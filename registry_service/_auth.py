@@ -1,0 +1,64 @@
+"""Bearer-token dependencies: who may read, publish and administer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ._errors import InsufficientScope, InvalidToken, MissingToken
+from ._settings import RegistrySettings
+from ._store import Store, TokenInfo
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `taskschema token create`.")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> RegistrySettings:
+    settings: RegistrySettings = request.app.state.settings
+    return settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def _authenticate(store: Store, credentials: HTTPAuthorizationCredentials | None) -> TokenInfo:
+    if credentials is None:
+        raise MissingToken("this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
+    token = store.find_token(credentials.credentials)
+    if token is None or token.revoked:
+        raise InvalidToken("the bearer token is unknown or revoked", headers=_CHALLENGE)
+    return token
+
+
+def require_scope(scope: str) -> Callable[[Store, Credentials], TokenInfo]:
+    """A dependency admitting tokens with `scope` (or `admin`, which holds every scope)."""
+
+    def dependency(store: StoreDep, credentials: Credentials) -> TokenInfo:
+        token = _authenticate(store, credentials)
+        if scope not in token.scopes and "admin" not in token.scopes:
+            raise InsufficientScope(
+                f"token {token.name!r} lacks the {scope!r} scope "
+                f"(it has: {', '.join(sorted(token.scopes))})"
+            )
+        return token
+
+    return dependency
+
+
+def read_access(
+    store: StoreDep,
+    settings: Annotated[RegistrySettings, Depends(get_settings)],
+    credentials: Credentials,
+) -> None:
+    """Reads are open unless the registry requires a token for them; any valid token reads."""
+    if settings.require_auth_for_reads:
+        _authenticate(store, credentials)

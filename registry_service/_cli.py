@@ -1,0 +1,110 @@
+"""`taskschema serve` and `taskschema token`, plugged into the CLI by entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from taskschema import ContractError, InvalidJSONError, TaskContract
+from taskschema._cli import echo_violations, fail
+from taskschema._files import contract_files
+
+from ._app import create_app
+from ._db import create_db_engine, migrate
+from ._settings import RegistrySettings
+from ._store import SCOPES, Store
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="TASKSCHEMA_DATABASE_URL",
+        help="SQLAlchemy URL; default: sqlite:///./taskschema.db.",
+        show_default=False,
+    ),
+]
+
+
+def _settings(database_url: str | None) -> RegistrySettings:
+    return RegistrySettings(database_url=database_url) if database_url else RegistrySettings()
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    database_url: DatabaseOption = None,
+    publish: Annotated[
+        list[Path] | None,
+        typer.Option(help="Contract files or folders to publish on start (repeatable)."),
+    ] = None,
+) -> None:
+    """Run the registry (embedded SQLite unless a database URL is given)."""
+    seed: list[TaskContract] = []
+    try:
+        for file in contract_files(publish or []):
+            seed.append(TaskContract.from_json(file.read_bytes()))
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    except InvalidJSONError as exc:
+        fail(f"{file}: {exc}")
+    except ContractError as exc:
+        typer.echo(f"error: {file}: {exc.message}", err=True)
+        echo_violations(str(file), exc.violations)
+        raise typer.Exit(2) from None
+    settings = _settings(database_url)
+    store = _store(settings.database_url)
+    for contract in seed:
+        outcome = store.publish(contract)
+        state = "created" if outcome.created else "unchanged"
+        typer.echo(f"{contract.task}: {state} v{outcome.registered.version}")
+    store.engine.dispose()
+    base = f"http://{host}:{port}"
+    typer.echo(f"taskschema registry: {base}  (API docs: {base}/docs, database: "
+               f"{settings.database_url})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+def _store(database_url: str | None) -> Store:
+    engine = create_db_engine(_settings(database_url).database_url)
+    migrate(engine)
+    return Store(engine)
+
+
+@token_app.command("create")
+def create_token(
+    scope: Annotated[
+        list[str], typer.Option(help=f"Scope to grant (repeatable): {', '.join(SCOPES)}.")
+    ],
+    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "cli",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    unknown = sorted(set(scope) - set(SCOPES))
+    if unknown:
+        fail(f"unknown scope {', '.join(unknown)}; choose from {', '.join(SCOPES)}")
+    typer.echo(_store(database_url).create_token(name, scope))
+
+
+@token_app.command("list")
+def list_tokens(database_url: DatabaseOption = None) -> None:
+    """List tokens (never their values)."""
+    for token in _store(database_url).list_tokens():
+        state = "revoked" if token.revoked else "active"
+        scopes = ",".join(sorted(token.scopes))
+        typer.echo(f"{token.id}\t{token.name}\t{scopes}\t{state}\t{token.created_at:%Y-%m-%d}")
+
+
+@token_app.command("revoke")
+def revoke_token(
+    token_id: Annotated[int, typer.Argument(help="The id shown by `token list`.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke a token; requests carrying it are refused from now on."""
+    if not _store(database_url).revoke_token(token_id):
+        fail(f"no active token with id {token_id}", 1)
+    typer.echo(f"revoked token {token_id}")

@@ -1,0 +1,49 @@
+"""Engine creation and schema migration for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+# An arbitrary constant: every registry process migrating one PostgreSQL takes this lock,
+# so replicas that start together do not race to create the same tables.
+_MIGRATION_LOCK_ID = 0x7A5C_5C3A
+
+
+def create_db_engine(database_url: str) -> Engine:
+    """An engine for `database_url`, with SQLite set up for concurrent use (WAL, busy wait)."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"timeout": 30})
+    event.listen(engine, "connect", _configure_sqlite)
+    # pysqlite delays BEGIN until the first write; take control so a transaction
+    # covers its reads too (SQLAlchemy's documented recipe).
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database schema up to the newest Alembic revision."""
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files(__package__).joinpath("migrations"))
+    )
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,345 @@
+"""Storage operations of the registry, each one transaction, safe under concurrent replicas."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+from taskschema import (
+    CompatibilityMode,
+    EffectiveConfig,
+    RegisteredVersion,
+    TaskContract,
+    TaskPage,
+    TaskSummary,
+    VersionDetail,
+    VersionInfo,
+)
+from taskschema import loads_strict as _loads
+
+from ._errors import ConfigNotFound, NotSoftDeleted, SchemaNotFound, TaskNotFound, VersionNotFound
+from ._tables import GLOBAL_SCOPE, Base, CompatibilitySetting, Schema, Task, Token, Version, utcnow
+
+SCOPES = ("read", "publish", "admin")
+DEFAULT_COMPATIBILITY = CompatibilityMode.BACKWARD
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    registered: RegisteredVersion
+    created: bool
+
+
+@dataclass(frozen=True)
+class StoredSchema:
+    id: int
+    fingerprint: str
+    document: bytes
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    name: str
+    scopes: frozenset[str]
+    created_at: datetime
+    revoked: bool
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a fast unsalted hash is enough to make a stolen
+    # database useless; a slow KDF guards low-entropy passwords, which these are not.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Store:
+    """The registry's data, behind one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def _insert(self, table: type[Base]) -> Any:
+        """An INSERT that supports ON CONFLICT, in the engine's dialect."""
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # -- publishing --------------------------------------------------------------
+
+    def publish(self, contract: TaskContract) -> PublishOutcome:
+        """Store `contract` as the next version of its task, unless it is already the
+        content of a live version (then that version is returned, created=False)."""
+        with self._transaction() as session:
+            # Writing first takes SQLite's write lock before any read; on PostgreSQL the
+            # row lock below serialises publishers of one task across replicas.
+            session.execute(
+                self._insert(Task)
+                .values(name=contract.task, last_version=0, created_at=utcnow())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            task = session.scalars(
+                select(Task).where(Task.name == contract.task).with_for_update()
+            ).one()
+            existing = session.execute(
+                select(Version.version, Schema.id)
+                .join(Schema, Schema.id == Version.schema_id)
+                .where(
+                    Version.task_id == task.id,
+                    Schema.fingerprint == contract.fingerprint,
+                    Version.deleted.is_(False),
+                )
+                .order_by(Version.version.desc())
+                .limit(1)
+            ).first()
+            if existing is not None:
+                version, schema_id = existing
+                return PublishOutcome(
+                    RegisteredVersion(
+                        task=task.name,
+                        version=version,
+                        id=schema_id,
+                        fingerprint=contract.fingerprint,
+                    ),
+                    created=False,
+                )
+            session.execute(
+                self._insert(Schema)
+                .values(
+                    fingerprint=contract.fingerprint,
+                    document=contract.canonical_json().decode(),
+                    created_at=utcnow(),
+                )
+                .on_conflict_do_nothing(index_elements=["fingerprint"])
+            )
+            schema_id = session.scalars(
+                select(Schema.id).where(Schema.fingerprint == contract.fingerprint)
+            ).one()
+            task.last_version += 1
+            session.add(Version(task_id=task.id, version=task.last_version, schema_id=schema_id))
+            return PublishOutcome(
+                RegisteredVersion(
+                    task=task.name,
+                    version=task.last_version,
+                    id=schema_id,
+                    fingerprint=contract.fingerprint,
+                ),
+                created=True,
+            )
+
+    # -- reading -----------------------------------------------------------------
+
+    def list_tasks(
+        self, *, prefix: str, limit: int, offset: int, include_deleted: bool
+    ) -> TaskPage:
+        with self._transaction() as session:
+            names = select(Task.name).where(Task.name.startswith(prefix, autoescape=True))
+            if not include_deleted:
+                names = names.where(
+                    select(Version.id)
+                    .where(Version.task_id == Task.id, Version.deleted.is_(False))
+                    .exists()
+                )
+            total = session.scalar(select(func.count()).select_from(names.subquery())) or 0
+            page = session.scalars(names.order_by(Task.name).limit(limit).offset(offset)).all()
+            tasks = [self._summary(session, name, include_deleted) for name in page]
+        return TaskPage(tasks=tasks, total=total, limit=limit, offset=offset)
+
+    def get_task(self, name: str, *, include_deleted: bool) -> TaskSummary:
+        with self._transaction() as session:
+            summary = self._summary(session, name, include_deleted)
+        if not summary.versions and not include_deleted:
+            raise TaskNotFound(f"task {name!r} has no versions")
+        return summary
+
+    def _summary(self, session: Session, name: str, include_deleted: bool) -> TaskSummary:
+        rows = session.execute(
+            _versions_query(name, include_deleted).with_only_columns(
+                Version.version, Version.deleted, Schema.document
+            )
+        ).all()
+        if not rows and session.scalar(select(Task.id).where(Task.name == name)) is None:
+            raise TaskNotFound(f"no task named {name!r}")
+        live = [row for row in rows if not row.deleted]
+        description = _loads(live[-1].document).get("description", "") if live else ""
+        return TaskSummary(
+            task=name,
+            latest_version=live[-1].version if live else None,
+            versions=[row.version for row in rows],
+            description=description,
+        )
+
+    def list_versions(self, name: str, *, include_deleted: bool) -> list[VersionInfo]:
+        with self._transaction() as session:
+            rows = session.execute(_versions_query(name, include_deleted)).all()
+            if not rows:
+                self._summary(session, name, include_deleted=True)  # 404 for unknown tasks
+                raise TaskNotFound(f"task {name!r} has no versions")
+        return [_info(name, row.Version, row.Schema) for row in rows]
+
+    def get_version(
+        self, name: str, version: int | None, *, include_deleted: bool
+    ) -> VersionDetail:
+        """One version, or the latest live one when `version` is None."""
+        query = _versions_query(name, include_deleted)
+        if version is None:
+            query = query.where(Version.deleted.is_(False)).order_by(None).order_by(
+                Version.version.desc()
+            )
+        else:
+            query = query.where(Version.version == version)
+        with self._transaction() as session:
+            row = session.execute(query.limit(1)).first()
+            if row is None:
+                self._summary(session, name, include_deleted=True)  # 404 for unknown tasks
+                what = "no live version" if version is None else f"no version {version}"
+                raise VersionNotFound(f"task {name!r} has {what}")
+        info = _info(name, row.Version, row.Schema)
+        return VersionDetail(**info.model_dump(), contract=_loads(row.Schema.document))
+
+    def get_schema(self, schema_id: int) -> StoredSchema:
+        with self._transaction() as session:
+            schema = session.get(Schema, schema_id)
+            if schema is None:
+                raise SchemaNotFound(f"no schema with id {schema_id}")
+            return StoredSchema(schema.id, schema.fingerprint, schema.document.encode())
+
+    # -- deleting ----------------------------------------------------------------
+
+    def delete_version(self, name: str, version: int, *, permanent: bool) -> None:
+        with self._transaction() as session:
+            row = session.execute(
+                select(Version)
+                .join(Task, Task.id == Version.task_id)
+                .where(Task.name == name, Version.version == version)
+                .with_for_update()
+            ).scalar_one_or_none()
+            if row is None:
+                raise VersionNotFound(f"task {name!r} has no version {version}")
+            if not permanent:
+                row.deleted = True
+                return
+            if not row.deleted:
+                raise NotSoftDeleted(
+                    f"version {version} of {name!r} is live: soft-delete it before deleting "
+                    "it permanently"
+                )
+            schema_id = row.schema_id
+            session.delete(row)
+            session.flush()
+            still_used = session.scalar(
+                select(Version.id).where(Version.schema_id == schema_id).limit(1)
+            )
+            if still_used is None:
+                session.execute(delete(Schema).where(Schema.id == schema_id))
+
+    # -- compatibility config ----------------------------------------------------
+
+    def get_config(self, name: str | None) -> EffectiveConfig:
+        """The mode for task `name` (falling back to the global one), or the global mode."""
+        with self._transaction() as session:
+            modes = dict(
+                session.execute(
+                    select(CompatibilitySetting.scope, CompatibilitySetting.mode).where(
+                        CompatibilitySetting.scope.in_([GLOBAL_SCOPE, name or GLOBAL_SCOPE])
+                    )
+                ).all()
+            )
+        if name is not None and name in modes:
+            return EffectiveConfig(compatibility=CompatibilityMode(modes[name]), source="task")
+        mode = modes.get(GLOBAL_SCOPE, DEFAULT_COMPATIBILITY)
+        return EffectiveConfig(compatibility=CompatibilityMode(mode), source="global")
+
+    def set_config(self, name: str | None, mode: CompatibilityMode) -> None:
+        with self._transaction() as session:
+            session.execute(
+                self._insert(CompatibilitySetting)
+                .values(scope=name or GLOBAL_SCOPE, mode=mode.value)
+                .on_conflict_do_update(index_elements=["scope"], set_={"mode": mode.value})
+            )
+
+    def delete_config(self, name: str) -> None:
+        with self._transaction() as session:
+            deleted = session.execute(
+                delete(CompatibilitySetting).where(CompatibilitySetting.scope == name)
+            )
+            if deleted.rowcount == 0:  # type: ignore[attr-defined]
+                raise ConfigNotFound(f"task {name!r} has no compatibility setting of its own")
+
+    # -- tokens ------------------------------------------------------------------
+
+    def create_token(self, name: str, scopes: Sequence[str]) -> str:
+        """Create a token and return it; only its hash is stored."""
+        unknown = set(scopes) - set(SCOPES)
+        if unknown or not scopes:
+            raise ValueError(f"scopes must be among {', '.join(SCOPES)}")
+        token = "tsk_" + secrets.token_urlsafe(32)
+        with self._transaction() as session:
+            session.add(
+                Token(name=name, token_hash=hash_token(token), scopes=" ".join(sorted(scopes)))
+            )
+        return token
+
+    def find_token(self, token: str) -> TokenInfo | None:
+        with self._transaction() as session:
+            row = session.scalars(
+                select(Token).where(Token.token_hash == hash_token(token))
+            ).one_or_none()
+            return None if row is None else _token_info(row)
+
+    def list_tokens(self) -> list[TokenInfo]:
+        with self._transaction() as session:
+            return [_token_info(row) for row in session.scalars(select(Token).order_by(Token.id))]
+
+    def revoke_token(self, token_id: int) -> bool:
+        with self._transaction() as session:
+            revoked = session.execute(
+                update(Token)
+                .where(Token.id == token_id, Token.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+            return bool(revoked.rowcount)  # type: ignore[attr-defined]
+
+
+def _versions_query(name: str, include_deleted: bool) -> Select[tuple[Version, Schema]]:
+    query = (
+        select(Version, Schema)
+        .join(Task, Task.id == Version.task_id)
+        .join(Schema, Schema.id == Version.schema_id)
+        .where(Task.name == name)
+        .order_by(Version.version)
+    )
+    return query if include_deleted else query.where(Version.deleted.is_(False))
+
+
+def _info(name: str, version: Version, schema: Schema) -> VersionInfo:
+    return VersionInfo(
+        task=name,
+        version=version.version,
+        id=schema.id,
+        fingerprint=schema.fingerprint,
+        deleted=version.deleted,
+        created_at=version.created_at,
+    )
+
+
+def _token_info(row: Token) -> TokenInfo:
+    return TokenInfo(
+        id=row.id,
+        name=row.name,
+        scopes=frozenset(row.scopes.split()),
+        created_at=row.created_at,
+        revoked=row.revoked_at is not None,
+    )
