@@ -27,9 +27,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads_strict(data: bytes | str) -> Any:
-    """Parse one JSON document, refusing duplicate keys, NaN and Infinity."""
+    """Parse one UTF-8 JSON document, refusing duplicate keys, NaN and Infinity."""
     try:
-        return json.loads(data, object_pairs_hook=_unique_keys, parse_constant=_reject_constant)
+        # RFC 8259 JSON is UTF-8; json.loads would guess UTF-16/32 from the first bytes.
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(
+            text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
+        )
     except InvalidJSONError:
         raise
     except UnicodeDecodeError as exc:
