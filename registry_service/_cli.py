@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+
 from taskschema import ContractError, InvalidJSONError, TaskContract
 from taskschema._cli import echo_violations, fail
 from taskschema._files import contract_files
@@ -61,8 +62,9 @@ def serve(
         typer.echo(f"{contract.task}: {state} v{outcome.registered.version}")
     store.engine.dispose()
     base = f"http://{host}:{port}"
-    typer.echo(f"taskschema registry: {base}  (API docs: {base}/docs, database: "
-               f"{settings.database_url})")
+    typer.echo(
+        f"taskschema registry: {base}  (API docs: {base}/docs, database: {settings.database_url})"
+    )
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

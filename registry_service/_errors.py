@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -10,6 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from taskschema import ErrorBody, Violation
 from taskschema._validation import json_pointer
 
@@ -74,7 +75,7 @@ _STATUS_CODES = {
 }
 
 
-def _render(status: int, body: ErrorBody, headers: dict[str, str] | None = None) -> JSONResponse:
+def _render(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
@@ -88,7 +89,9 @@ async def _request_invalid(_request: Request, exc: Exception) -> JSONResponse:
     violations = [
         Violation(path=json_pointer(error["loc"]), message=error["msg"]) for error in exc.errors()
     ]
-    body = ErrorBody(error="request_invalid", message="the request is invalid", violations=violations)
+    body = ErrorBody(
+        error="request_invalid", message="the request is invalid", violations=violations
+    )
     return _render(HTTPStatus.UNPROCESSABLE_ENTITY, body)
 
 

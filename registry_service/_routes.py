@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, 
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+
 from taskschema import (
     CompatibilityConfig,
     ContractError,
@@ -27,7 +28,13 @@ from taskschema import (
 )
 
 from ._auth import StoreDep, read_access, require_scope
-from ._errors import ContractInvalid, DatabaseUnavailable, InvalidJSON, TaskNameMismatch, UnsupportedMediaType
+from ._errors import (
+    ContractInvalid,
+    DatabaseUnavailable,
+    InvalidJSON,
+    TaskNameMismatch,
+    UnsupportedMediaType,
+)
 
 TaskName = Annotated[
     str,
@@ -117,7 +124,9 @@ def list_tasks(
 
 
 @router.get("/tasks/{name}", tags=["tasks"])
-def get_task(name: TaskName, store: StoreDep, include_deleted: IncludeDeleted = False) -> TaskSummary:
+def get_task(
+    name: TaskName, store: StoreDep, include_deleted: IncludeDeleted = False
+) -> TaskSummary:
     return store.get_task(name, include_deleted=include_deleted)
 
 
@@ -196,7 +205,9 @@ def get_task_config(name: TaskName, store: StoreDep) -> EffectiveConfig:
 
 
 @router.put("/config/{name}", dependencies=[admin_access], tags=["config"])
-def put_task_config(name: TaskName, config: CompatibilityConfig, store: StoreDep) -> EffectiveConfig:
+def put_task_config(
+    name: TaskName, config: CompatibilityConfig, store: StoreDep
+) -> EffectiveConfig:
     store.set_config(name, config.compatibility)
     return EffectiveConfig(compatibility=config.compatibility, source="task")
 

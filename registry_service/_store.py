@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, Select, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
+
 from taskschema import (
     CompatibilityMode,
     EffectiveConfig,
@@ -195,8 +196,10 @@ class Store:
         """One version, or the latest live one when `version` is None."""
         query = _versions_query(name, include_deleted)
         if version is None:
-            query = query.where(Version.deleted.is_(False)).order_by(None).order_by(
-                Version.version.desc()
+            query = (
+                query.where(Version.deleted.is_(False))
+                .order_by(None)
+                .order_by(Version.version.desc())
             )
         else:
             query = query.where(Version.version == version)
@@ -313,7 +316,7 @@ class Store:
             return bool(revoked.rowcount)  # type: ignore[attr-defined]
 
 
-def _versions_query(name: str, include_deleted: bool) -> Select[tuple[Version, Schema]]:
+def _versions_query(name: str, include_deleted: bool) -> Select[Version, Schema]:
     query = (
         select(Version, Schema)
         .join(Task, Task.id == Version.task_id)

@@ -15,10 +15,11 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from sqlalchemy.engine import make_url
+
 from registry_service import RegistrySettings, create_app
 from registry_service._db import create_db_engine, migrate
 from registry_service._store import SCOPES, Store
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas" / "shop"
@@ -124,14 +125,22 @@ def start_registry(settings: RegistrySettings, backend: str) -> Iterator[Registr
     engine.dispose()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
-def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+@pytest.fixture(scope="session")
+def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"
+    yield from start_registry(RegistrySettings(database_url=url), "sqlite")
+
+
+@pytest.fixture(scope="session")
+def postgresql_registry(postgres_url: str) -> Iterator[Registry]:
+    yield from start_registry(RegistrySettings(database_url=postgres_url), "postgresql")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def registry(request: pytest.FixtureRequest) -> Registry:
     """The registry over real HTTP, once on SQLite and once on PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    yield from start_registry(RegistrySettings(database_url=url), request.param)
+    live: Registry = request.getfixturevalue(f"{request.param}_registry")
+    return live
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Registry, start_registry
-from helpers import make_contract
+
 from registry_service import RegistrySettings
 from taskschema import TaskContract
+
+from conftest import Registry, start_registry
+from helpers import make_contract
 
 
 def publish(registry: Registry, document: object, name: str | None = None) -> httpx.Response:
@@ -31,7 +33,9 @@ def assert_error(response: httpx.Response, status: int, error: str) -> dict:
 # -- publishing ----------------------------------------------------------------
 
 
-def test_publish_creates_version_1_with_id_and_fingerprint(registry: Registry, task_name: str) -> None:
+def test_publish_creates_version_1_with_id_and_fingerprint(
+    registry: Registry, task_name: str
+) -> None:
     document = make_contract(task_name)
     response = publish(registry, document)
     assert response.status_code == 201
@@ -100,7 +104,11 @@ def assert_not_stored(registry: Registry, task_name: str) -> None:
 @pytest.mark.parametrize(
     ("change", "path", "fragment"),
     [
-        (lambda d: d["params"]["properties"]["x"].update(type="strin"), "/params/properties/x/type", "strin"),
+        (
+            lambda d: d["params"]["properties"]["x"].update(type="strin"),
+            "/params/properties/x/type",
+            "strin",
+        ),
         (lambda d: d.pop("returns"), "", "'returns' is a required property"),
         (lambda d: d.update(colour="blue"), "", "colour"),
         (lambda d: d.update(options={"queue": "q", "retries": 3}), "/options", "retries"),
@@ -115,7 +123,11 @@ def assert_not_stored(registry: Registry, task_name: str) -> None:
             "/params/properties/y/$ref",
             "never fetched",
         ),
-        (lambda d: d.update(returns={"$ref": "#/$defs/Missing"}), "/returns/$ref", "does not resolve"),
+        (
+            lambda d: d.update(returns={"$ref": "#/$defs/Missing"}),
+            "/returns/$ref",
+            "does not resolve",
+        ),
         (lambda d: d["params"].update(required=["x", "nope"]), "/params/required/1", "nope"),
     ],
 )
@@ -129,7 +141,9 @@ def test_invalid_contracts_are_refused_with_json_paths_and_nothing_is_stored(
     assert_not_stored(registry, task_name)
 
 
-def test_every_contract_problem_is_reported_not_only_the_first(registry: Registry, task_name: str) -> None:
+def test_every_contract_problem_is_reported_not_only_the_first(
+    registry: Registry, task_name: str
+) -> None:
     document = make_contract(
         task_name,
         properties={"lambda": {"type": "string"}, "y": {"$ref": "https://x.example/a"}},
@@ -153,7 +167,9 @@ def test_invalid_json_is_refused_with_400(
     registry: Registry, task_name: str, content: bytes, fragment: str
 ) -> None:
     response = registry.publisher.post(
-        f"/tasks/{task_name}/versions", content=content, headers={"Content-Type": "application/json"}
+        f"/tasks/{task_name}/versions",
+        content=content,
+        headers={"Content-Type": "application/json"},
     )
     body = assert_error(response, 400, "invalid_json")
     assert fragment in body["message"]
@@ -190,7 +206,9 @@ def test_an_oversized_chunked_body_is_refused_with_413(registry: Registry, task_
             yield data[start : start + 65536]
 
     response = registry.publisher.post(
-        f"/tasks/{task_name}/versions", content=chunks(), headers={"Content-Type": "application/json"}
+        f"/tasks/{task_name}/versions",
+        content=chunks(),
+        headers={"Content-Type": "application/json"},
     )
     assert_error(response, 413, "payload_too_large")
     assert_not_stored(registry, task_name)
@@ -199,7 +217,9 @@ def test_an_oversized_chunked_body_is_refused_with_413(registry: Registry, task_
 def test_the_body_limit_is_configurable(tmp_path: Path, task_name: str) -> None:
     settings = RegistrySettings(database_url=f"sqlite:///{tmp_path / 'r.db'}", max_body_bytes=100)
     for small in start_registry(settings, "sqlite"):
-        response = small.publisher.post(f"/tasks/{task_name}/versions", json=make_contract(task_name))
+        response = small.publisher.post(
+            f"/tasks/{task_name}/versions", json=make_contract(task_name)
+        )
         assert_error(response, 413, "payload_too_large")
 
 
@@ -232,7 +252,9 @@ def test_prefix_filter_treats_wildcards_literally(registry: Registry, task_name:
     assert page["total"] == 0
 
 
-@pytest.mark.parametrize(("params", "path"), [({"limit": 0}, "/query/limit"), ({"offset": -1}, "/query/offset")])
+@pytest.mark.parametrize(
+    ("params", "path"), [({"limit": 0}, "/query/limit"), ({"offset": -1}, "/query/offset")]
+)
 def test_list_tasks_validates_paging(registry: Registry, params: dict, path: str) -> None:
     body = assert_error(registry.reader.get("/tasks", params=params), 422, "request_invalid")
     assert body["violations"][0]["path"] == path
@@ -291,7 +313,9 @@ def test_wrong_method_is_405(registry: Registry) -> None:
     assert_error(registry.admin.put("/tasks"), 405, "method_not_allowed")
 
 
-def test_schema_by_id_is_the_canonical_document_and_cacheable(registry: Registry, task_name: str) -> None:
+def test_schema_by_id_is_the_canonical_document_and_cacheable(
+    registry: Registry, task_name: str
+) -> None:
     document = make_contract(task_name)
     published = publish(registry, document).json()
     response = registry.reader.get(f"/schemas/{published['id']}")
@@ -303,7 +327,9 @@ def test_schema_by_id_is_the_canonical_document_and_cacheable(registry: Registry
     assert "immutable" in response.headers["cache-control"]
     assert "max-age=31536000" in response.headers["cache-control"]
     for header in (etag, f"W/{etag}", f'"other", {etag}', "*"):
-        cached = registry.reader.get(f"/schemas/{published['id']}", headers={"If-None-Match": header})
+        cached = registry.reader.get(
+            f"/schemas/{published['id']}", headers={"If-None-Match": header}
+        )
         assert cached.status_code == 304
         assert cached.content == b""
         assert cached.headers["etag"] == etag
@@ -314,7 +340,9 @@ def test_schema_by_id_is_the_canonical_document_and_cacheable(registry: Registry
 # -- deleting ------------------------------------------------------------------
 
 
-def test_soft_delete_hides_a_version_and_latest_falls_back(registry: Registry, task_name: str) -> None:
+def test_soft_delete_hides_a_version_and_latest_falls_back(
+    registry: Registry, task_name: str
+) -> None:
     publish(registry, make_contract(task_name))
     publish(registry, make_contract(task_name, description="Second."))
     response = registry.admin.delete(f"/tasks/{task_name}/versions/2")
@@ -329,7 +357,9 @@ def test_soft_delete_hides_a_version_and_latest_falls_back(registry: Registry, t
     assert kept.json()["deleted"] is True
 
 
-def test_a_task_with_every_version_deleted_is_not_listed(registry: Registry, task_name: str) -> None:
+def test_a_task_with_every_version_deleted_is_not_listed(
+    registry: Registry, task_name: str
+) -> None:
     publish(registry, make_contract(task_name))
     registry.admin.delete(f"/tasks/{task_name}/versions/1")
     assert registry.reader.get("/tasks", params={"prefix": task_name}).json()["total"] == 0
@@ -341,7 +371,9 @@ def test_a_task_with_every_version_deleted_is_not_listed(registry: Registry, tas
 def test_permanent_delete_needs_a_soft_delete_first(registry: Registry, task_name: str) -> None:
     publish(registry, make_contract(task_name))
     url = f"/tasks/{task_name}/versions/1"
-    body = assert_error(registry.admin.delete(url, params={"permanent": True}), 409, "version_not_soft_deleted")
+    body = assert_error(
+        registry.admin.delete(url, params={"permanent": True}), 409, "version_not_soft_deleted"
+    )
     assert "soft-delete" in body["message"]
     assert registry.reader.get(url).status_code == 200
 
@@ -354,7 +386,9 @@ def test_permanent_delete_removes_the_version_and_numbers_are_never_reused(
     registry.admin.delete(url)
     gone = registry.admin.delete(url, params={"permanent": True})
     assert gone.json() == {"task": task_name, "version": 1, "permanent": True}
-    assert_error(registry.reader.get(url, params={"include_deleted": True}), 404, "version_not_found")
+    assert_error(
+        registry.reader.get(url, params={"include_deleted": True}), 404, "version_not_found"
+    )
     assert_error(registry.reader.get(f"/schemas/{published['id']}"), 404, "schema_not_found")
     assert_error(registry.admin.delete(url, params={"permanent": True}), 404, "version_not_found")
     again = publish(registry, make_contract(task_name, description="Fresh."))
@@ -374,14 +408,18 @@ def global_mode(registry: Registry) -> Iterator[None]:
     registry.admin.put("/config", json={"compatibility": "BACKWARD"})
 
 
-def test_global_config_defaults_to_backward_and_can_be_changed(registry: Registry, global_mode: None) -> None:
+def test_global_config_defaults_to_backward_and_can_be_changed(
+    registry: Registry, global_mode: None
+) -> None:
     assert registry.reader.get("/config").json() == {"compatibility": "BACKWARD"}
     response = registry.admin.put("/config", json={"compatibility": "FULL_TRANSITIVE"})
     assert response.json() == {"compatibility": "FULL_TRANSITIVE"}
     assert registry.reader.get("/config").json() == {"compatibility": "FULL_TRANSITIVE"}
 
 
-def test_task_config_overrides_the_global_mode_until_deleted(registry: Registry, task_name: str) -> None:
+def test_task_config_overrides_the_global_mode_until_deleted(
+    registry: Registry, task_name: str
+) -> None:
     url = f"/config/{task_name}"
     assert registry.reader.get(url).json() == {"compatibility": "BACKWARD", "source": "global"}
     assert registry.admin.put(url, json={"compatibility": "NONE"}).status_code == 200
@@ -410,13 +448,18 @@ def test_an_unknown_mode_is_refused(registry: Registry, task_name: str) -> None:
         ("DELETE", "/config/{name}", None),
     ],
 )
-def test_writes_without_a_token_are_401(registry: Registry, task_name: str, method: str, path: str, body: object) -> None:
+def test_writes_without_a_token_are_401(
+    registry: Registry, task_name: str, method: str, path: str, body: object
+) -> None:
     payload = make_contract(task_name) if body == "contract" else body
     response = registry.anonymous.request(method, path.format(name=task_name), json=payload)
     assert_error(response, 401, "missing_token")
     assert response.headers["www-authenticate"] == "Bearer"
     bogus = registry.anonymous.request(
-        method, path.format(name=task_name), json=payload, headers={"Authorization": "Bearer tsk_nope"}
+        method,
+        path.format(name=task_name),
+        json=payload,
+        headers={"Authorization": "Bearer tsk_nope"},
     )
     assert_error(bogus, 401, "invalid_token")
 
@@ -453,7 +496,10 @@ def test_a_revoked_token_is_refused(registry: Registry, task_name: str) -> None:
     token = registry.store.create_token("short-lived", ["publish"])
     headers = {"Authorization": f"Bearer {token}"}
     url = f"/tasks/{task_name}/versions"
-    assert registry.anonymous.post(url, json=make_contract(task_name), headers=headers).status_code == 201
+    assert (
+        registry.anonymous.post(url, json=make_contract(task_name), headers=headers).status_code
+        == 201
+    )
     (info,) = [t for t in registry.store.list_tokens() if t.name == "short-lived" and not t.revoked]
     assert registry.store.revoke_token(info.id)
     refused = registry.anonymous.post(url, json=make_contract(task_name), headers=headers)

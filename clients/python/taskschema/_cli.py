@@ -7,6 +7,7 @@ through the `taskschema.cli` entry-point group, so this module never imports the
 from __future__ import annotations
 
 import json
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -52,7 +53,7 @@ def echo_violations(source: str, violations: list[Violation]) -> None:
         typer.echo(f"  {source}:{violation.path or '/'}: {violation.message}")
 
 
-@app.command()
+@app.command("publish")
 def publish(
     paths: Annotated[list[Path], typer.Argument(help="Contract files or folders of them.")],
     registry: RegistryOption = DEFAULT_REGISTRY,
@@ -95,7 +96,7 @@ def publish(
         raise typer.Exit(EXIT_REFUSED)
 
 
-@app.command()
+@app.command("get")
 def get(
     name: Annotated[str, typer.Argument(help="Task name, e.g. orders.process_order.")],
     version: Annotated[str, typer.Option(help="Version number or 'latest'.")] = "latest",
@@ -117,15 +118,23 @@ def get(
 
 def _missing_extra(name: str, error: ImportError) -> Any:
     def command() -> None:
-        fail(f"`taskschema {name}` needs an optional extra that is not installed ({error}); "
-             "install 'taskschema[all]'")
+        fail(
+            f"`taskschema {name}` needs an optional extra that is not installed ({error}); "
+            "install 'taskschema[all]'"
+        )
 
     command.__doc__ = f"(unavailable: {error})"
     return command
 
 
-def _plug_in_commands() -> None:
+def _plug_in_commands(argv: list[str]) -> None:
+    # Load only the plug-in being run (all of them for --help): importing the registry
+    # would add a second to every `publish` or `get`.
+    core = {command.name for command in app.registered_commands}
+    invoked = next((arg for arg in argv if not arg.startswith("-")), None)
     for entry_point in entry_points(group="taskschema.cli"):
+        if invoked in core or (invoked is not None and invoked != entry_point.name):
+            continue
         try:
             command = entry_point.load()
         except ImportError as exc:
@@ -137,5 +146,5 @@ def _plug_in_commands() -> None:
 
 
 def main() -> None:
-    _plug_in_commands()
+    _plug_in_commands(sys.argv[1:])
     app()

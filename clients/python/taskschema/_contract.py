@@ -144,7 +144,9 @@ class TaskContract:
 
     # -- calls -----------------------------------------------------------------
 
-    def bind(self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def bind(
+        self, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Map a Celery call's positional and keyword arguments onto one params object.
 
         Positional arguments take parameter names in declaration order. Raises
@@ -173,7 +175,9 @@ class TaskContract:
             else:
                 call[name] = value
         if problems:
-            raise CallValidationError(f"arguments of {self.task} do not fit its signature", problems)
+            raise CallValidationError(
+                f"arguments of {self.task} do not fit its signature", problems
+            )
         return call
 
     def params_violations(self, call: Mapping[str, Any]) -> list[Violation]:
@@ -229,10 +233,19 @@ def check_document(document: Any) -> list[Violation]:
 
 
 def _check_parameters(document: Mapping[str, Any]) -> Iterator[Violation]:
+    for part in ("params", "returns"):
+        schema = document[part]
+        for nested in ("$defs", "definitions"):
+            if isinstance(schema, dict) and nested in schema:
+                yield Violation(
+                    path=json_pointer([part, nested]),
+                    message=f"{part} holds its own {nested}: move the definitions to the "
+                    "contract's top-level $defs, shared by params and returns",
+                )
     params = document["params"]
     properties = params["properties"]
     for name in properties:
-        if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        if keyword.iskeyword(name):
             yield Violation(
                 path=json_pointer(["params", "properties", name]),
                 message=f"parameter name {name!r} is a Python keyword",
@@ -247,7 +260,10 @@ def _check_parameters(document: Mapping[str, Any]) -> Iterator[Violation]:
 
 def _check_references(document: Mapping[str, Any]) -> Iterator[Violation]:
     defs = document.get("$defs", {})
-    roots: list[tuple[str, Any]] = [("params", document["params"]), ("returns", document["returns"])]
+    roots: list[tuple[str, Any]] = [
+        ("params", document["params"]),
+        ("returns", document["returns"]),
+    ]
     roots.extend((f"$defs/{name}", schema) for name, schema in defs.items())
     for root, schema in roots:
         for path, keyword_name, value in _walk_schema(schema, root.split("/")):
@@ -273,13 +289,14 @@ def _check_references(document: Mapping[str, Any]) -> Iterator[Violation]:
                 )
             elif not _resolves(defs, value.removeprefix("#")):
                 yield Violation(
-                    path=pointer, message=f"reference {value!r} does not resolve in this contract"
+                    path=pointer,
+                    message=f"reference {value!r} does not resolve to a schema in this contract",
                 )
 
 
 def _walk_schema(
-    schema: Any, path: list[str | int]
-) -> Iterator[tuple[list[str | int], str, str]]:
+    schema: Any, path: Sequence[str | int]
+) -> Iterator[tuple[Sequence[str | int], str, str]]:
     """Yield (path, keyword, value) for each identity or reference keyword in a schema."""
     if not isinstance(schema, dict):
         return
@@ -308,7 +325,7 @@ def _resolves(defs: Mapping[str, Any], pointer: str) -> bool:
             node = node[int(part)]
         else:
             return False
-    return True
+    return isinstance(node, dict | bool)
 
 
 def _check_defaults(document: Mapping[str, Any]) -> Iterator[Violation]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from typing import Any, NoReturn
 
 from ._exceptions import InvalidJSONError
@@ -15,6 +16,13 @@ _MAX_EXACT_FLOAT_INT = 2**53
 
 def _reject_constant(name: str) -> NoReturn:
     raise InvalidJSONError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise InvalidJSONError(f"number {text} is out of range")
+    return number
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -32,7 +40,10 @@ def loads_strict(data: bytes | str) -> Any:
         # RFC 8259 JSON is UTF-8; json.loads would guess UTF-16/32 from the first bytes.
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         return json.loads(
-            text, object_pairs_hook=_unique_keys, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
         )
     except InvalidJSONError:
         raise
@@ -42,6 +53,8 @@ def loads_strict(data: bytes | str) -> Any:
         raise InvalidJSONError(
             f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
+    except ValueError as exc:  # e.g. an integer with more digits than Python converts
+        raise InvalidJSONError(f"invalid JSON: {exc}") from None
     except RecursionError:
         raise InvalidJSONError("invalid JSON: nested too deeply") from None
 
@@ -52,18 +65,27 @@ def canonical_json(document: Any, *, ordered: frozenset[tuple[str, ...]] = froze
     Objects at the paths in `ordered` keep their key order: a contract's
     `params.properties` order is its positional signature, so it is content.
     """
-    return _encode(document, (), ordered).encode("utf-8")
+    try:
+        return _encode(document, (), ordered).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidJSONError(
+            f"string holds a lone surrogate ({exc.object[exc.start : exc.end]!r}), "
+            "which is not Unicode text"
+        ) from None
+    except ValueError as exc:  # NaN or Infinity given as Python floats
+        raise InvalidJSONError(f"not JSON: {exc}") from None
 
 
 def _encode(value: Any, path: tuple[str, ...], ordered: frozenset[tuple[str, ...]]) -> str:
     if isinstance(value, dict):
         items = value.items() if path in ordered else sorted(value.items())
-        return "{%s}" % ",".join(
+        members = (
             f"{json.dumps(key, ensure_ascii=False)}:{_encode(item, (*path, key), ordered)}"
             for key, item in items
         )
+        return "{" + ",".join(members) + "}"
     if isinstance(value, list):
-        return "[%s]" % ",".join(_encode(item, (*path, "*"), ordered) for item in value)
+        return "[" + ",".join(_encode(item, (*path, "*"), ordered) for item in value) + "]"
     if isinstance(value, float) and value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
         return str(int(value))
     return json.dumps(value, ensure_ascii=False, allow_nan=False)

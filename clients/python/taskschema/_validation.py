@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from ._exceptions import Violation
@@ -16,9 +17,7 @@ FORMAT_CHECKER = Draft202012Validator.FORMAT_CHECKER
 
 def json_pointer(parts: Iterable[str | int]) -> str:
     """RFC 6901 pointer for a sequence of keys and indexes."""
-    return "".join(
-        "/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts
-    )
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in parts)
 
 
 def compile_schema(schema: Any) -> Validator:
@@ -38,14 +37,38 @@ def violations(
 
 
 def _leaf_errors(errors: Iterable[ValidationError]) -> Iterator[ValidationError]:
-    # An anyOf/oneOf failure alone says little; its best-matching branch says why.
+    # An anyOf/oneOf failure alone says little: the branch the instance came closest
+    # to matching says why, unless every branch is plainly a different shape.
     for error in errors:
-        if error.context and error.validator in ("anyOf", "oneOf"):
-            yield best_match(error.context) or error  # type: ignore[misc]
+        branch = _closest_branch(error) if error.validator in ("anyOf", "oneOf") else None
+        if branch:
+            yield from _leaf_errors(branch)
         else:
             yield error
 
 
+def _closest_branch(error: ValidationError) -> list[ValidationError] | None:
+    branches: dict[Any, list[ValidationError]] = defaultdict(list)
+    for sub in error.context or ():
+        branches[sub.relative_schema_path[0]].append(sub)
+    candidates = [errors for errors in branches.values() if not _rules_out(errors)]
+    if not candidates:
+        return None
+    # Deeper errors mean more of the instance matched; fewer errors mean a closer fit.
+    return min(
+        candidates, key=lambda errors: (-max(len(e.relative_path) for e in errors), len(errors))
+    )
+
+
+def _rules_out(errors: list[ValidationError]) -> bool:
+    """A branch is not what was meant when the type differs, or a tag (`const`) does."""
+    return any(
+        (error.validator == "type" and not error.relative_path)
+        or (error.validator == "const" and len(error.relative_path) <= 1)
+        for error in errors
+    )
+
+
 def _message(error: ValidationError) -> str:
-    message = error.message
+    message: str = error.message
     return message if len(message) <= 300 else message[:297] + "..."

@@ -1,0 +1,186 @@
+"""The `taskschema` command line, run as a real process against a live registry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import EXAMPLES, Registry
+from helpers import make_contract
+
+TASKSCHEMA = shutil.which("taskschema", path=str(Path(sys.executable).parent))
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    assert TASKSCHEMA, "the taskschema console script is not installed in this environment"
+    return subprocess.run(
+        [TASKSCHEMA, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+    )
+
+
+def token_of(client: object) -> str:
+    return client.headers["Authorization"].removeprefix("Bearer ")  # type: ignore[attr-defined]
+
+
+def write(path: Path, document: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2))
+    return path
+
+
+def test_publish_a_folder_then_again_reports_created_then_unchanged(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    namespace = task_name.split(".")[0]
+    write(tmp_path / "a" / "one.json", make_contract(f"{namespace}.one"))
+    write(tmp_path / "b.json", make_contract(f"{namespace}.two"))
+    write(tmp_path / "a" / "shared.schema.json", {"type": "object"})  # not a contract
+    args = ("publish", str(tmp_path), "--registry", sqlite_registry.url)
+    first = run(*args, "--token", token_of(sqlite_registry.publisher))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines()[0].startswith(f"{namespace}.one: created v1 (id ")
+    assert first.stdout.splitlines()[1].startswith(f"{namespace}.two: created v1 (id ")
+    second = run(*args, env={"TASKSCHEMA_TOKEN": token_of(sqlite_registry.publisher)})
+    assert second.returncode == 0
+    assert f"{namespace}.one: unchanged v1" in second.stdout
+
+
+def test_publish_reports_each_refusal_with_file_and_path_and_exits_1(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    good = write(tmp_path / "good.json", make_contract(task_name))
+    bad_document = make_contract(task_name + "_bad")
+    bad_document["params"]["properties"]["x"]["$ref"] = "https://example.com/x.json"
+    bad = write(tmp_path / "bad.json", bad_document)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    result = run(
+        "publish", str(good), str(bad), str(broken),
+        "--registry", sqlite_registry.url, "--token", token_of(sqlite_registry.publisher),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"{task_name}: created v1" in result.stdout
+    assert f"{bad}: refused" in result.stdout
+    assert f"{bad}:/params/properties/x/$ref: remote reference" in result.stdout
+    assert f"{broken}: refused: invalid JSON" in result.stdout
+    assert "2 of 3 refused" in result.stderr
+
+
+def test_publish_reports_what_the_registry_refuses(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    file = write(tmp_path / "c.json", make_contract(task_name))
+    result = run("publish", str(file), "--registry", sqlite_registry.url, "--token", "tsk_wrong")
+    assert result.returncode == 1
+    assert f"{file}: refused (invalid_token)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("publish", "/no/such/file.json"), "no such file or folder"),
+        (("publish", "{tmp}"), "no contract files"),
+        (
+            ("publish", "{examples}", "--registry", "http://127.0.0.1:9"),
+            "cannot reach the registry",
+        ),
+        (("get", "a.b", "--version", "newest"), "must be a number or 'latest'"),
+    ],
+)
+def test_usage_and_input_errors_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    formatted = [arg.format(tmp=tmp_path, examples=EXAMPLES) for arg in args]
+    result = run(*formatted)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_get_prints_a_contract(sqlite_registry: Registry, task_name: str) -> None:
+    sqlite_registry.publisher.post(f"/tasks/{task_name}/versions", json=make_contract(task_name))
+    sqlite_registry.publisher.post(
+        f"/tasks/{task_name}/versions", json=make_contract(task_name, description="Second.")
+    )
+    latest = run("get", task_name, "--registry", sqlite_registry.url)
+    assert latest.returncode == 0
+    assert json.loads(latest.stdout) == make_contract(task_name, description="Second.")
+    first = run("get", task_name, "--version", "1", "--registry", sqlite_registry.url)
+    assert json.loads(first.stdout) == make_contract(task_name)
+    missing = run("get", task_name + "x", "--registry", sqlite_registry.url)
+    assert missing.returncode == 1
+    assert "no task named" in missing.stderr
+
+
+def test_token_create_prints_the_token_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    database = tmp_path / "tokens.db"
+    url = f"sqlite:///{database}"
+    result = run("token", "create", "--scope", "publish", "--scope", "admin", "--name", "ci",
+                 "--database-url", url)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert token.startswith("tsk_")
+    assert len(token) > 40
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT name, token_hash, scopes FROM tokens").fetchall()
+    assert rows == [("ci", hashlib.sha256(token.encode()).hexdigest(), "admin publish")]
+    for file in tmp_path.iterdir():
+        assert token.encode() not in file.read_bytes()
+    listed = run("token", "list", env={"TASKSCHEMA_DATABASE_URL": url})
+    assert "ci\tadmin,publish\tactive" in listed.stdout
+    assert token not in listed.stdout
+    assert run("token", "revoke", "1", "--database-url", url).returncode == 0
+    assert "revoked" in run("token", "list", "--database-url", url).stdout
+    assert run("token", "revoke", "1", "--database-url", url).returncode == 1
+
+
+def test_token_create_refuses_an_unknown_scope(tmp_path: Path) -> None:
+    result = run(
+        "token", "create", "--scope", "root", "--database-url", f"sqlite:///{tmp_path / 't.db'}"
+    )
+    assert result.returncode == 2
+    assert "unknown scope root" in result.stderr
+
+
+def test_serve_publishes_the_examples_and_prints_the_docs_url(tmp_path: Path) -> None:
+    port = 18000 + os.getpid() % 1000
+    process = subprocess.Popen(
+        [TASKSCHEMA, "serve", "--port", str(port), "--publish", str(EXAMPLES.parent)],  # type: ignore[list-item]
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"{url}/tasks", timeout=1).json()
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.2)
+        expected = sorted(json.loads(p.read_text())["task"] for p in EXAMPLES.rglob("*.json"))
+        assert sorted(t["task"] for t in page["tasks"]) == expected
+        assert (tmp_path / "taskschema.db").exists()  # the embedded SQLite default
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert f"API docs: {url}/docs" in output
+    assert "orders.process_order: created v1" in output
