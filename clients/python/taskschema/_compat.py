@@ -129,8 +129,7 @@ def compare(
             issues.extend(_positions(sub, sup, new_is_sup=old_is_sub))
         for issue in issues:
             violations.append(issue.to_violation(side, direction))
-        for issue in checker.warnings:
-            warnings.append(issue.to_violation(side, direction))
+    warnings.extend(_default_changes(old, new, direction))
     return violations, warnings
 
 
@@ -223,7 +222,6 @@ class _Checker:
     sup_contract: TaskContract
     new_is_sup: bool
     fill_defaults: bool
-    warnings: list[_Issue] = field(default_factory=list)
     _assumed: set[tuple[int, ...]] = field(default_factory=set)
     _done: dict[tuple[int, ...], list[_Issue]] = field(default_factory=dict)
 
@@ -571,8 +569,6 @@ class _Checker:
                 )
         for name in dict.fromkeys([*props_a, *props_b]):
             issues.extend(self._property(a, b, name))
-            if root and name in props_a and name in props_b:
-                self._compare_defaults(a.child("properties", name), b.child("properties", name))
         extra_a, extra_b = _additional(a), _additional(b)
         if extra_b is not None and (extra_a is None or extra_a.schema is not False):
             found = self.subset(extra_a or _Node(a.contract, a.ptr, True), extra_b)
@@ -636,9 +632,8 @@ class _Checker:
                         a,
                         b,
                         "property-removed-from-closed-object",
-                        f"{name!r}"
-                        f" was accepted; the {self.sup_name} object is closed "
-                        "and no longer declares it",
+                        f"{name!r} is accepted by the {self.sub_name} schema; the "
+                        f"{self.sup_name} object is closed and does not declare it",
                         "properties",
                         name,
                     )
@@ -662,22 +657,6 @@ class _Checker:
                 )
             ]
         return self.subset(a.child("propertyNames"), b.child("propertyNames"))
-
-    def _compare_defaults(self, a: _Node, b: _Node) -> None:
-        default_a, default_b = a.get("default", _MISSING), b.get("default", _MISSING)
-        if default_a != default_b:
-            old, new = (default_b, default_a) if not self.new_is_sup else (default_a, default_b)
-            self.warnings.append(
-                self.issue(
-                    a,
-                    b,
-                    "default-changed",
-                    f"default changed from "
-                    f"{_show_default(old)} to {_show_default(new)}; "
-                    "calls that omit it now get a different value",
-                    "default",
-                )
-            )
 
     def _unknown(self, a: _Node, b: _Node) -> list[_Issue]:
         issues = []
@@ -991,6 +970,27 @@ def _positions(sub: TaskContract, sup: TaskContract, *, new_is_sup: bool) -> Ite
                 ("properties",),
             )
             return
+
+
+def _default_changes(
+    old: TaskContract, new: TaskContract, direction: Direction
+) -> Iterator[Incompatibility]:
+    """Parameters whose default changed: compatible (workers fill defaults), but calls
+    that omit them now behave differently."""
+    for name, schema in new.params["properties"].items():
+        before = old.params["properties"].get(name)
+        if not isinstance(schema, dict) or not isinstance(before, dict):
+            continue
+        old_default, new_default = before.get("default", _MISSING), schema.get("default", _MISSING)
+        if old_default != new_default:
+            yield Incompatibility(
+                side="params",
+                direction=direction,
+                path=json_pointer(["params", "properties", name, "default"]),
+                rule="default-changed",
+                message=f"default of {name!r} changed from {_show_default(old_default)} to "
+                f"{_show_default(new_default)}; calls that omit it now get a different value",
+            )
 
 
 def _show(value: Any) -> str:
