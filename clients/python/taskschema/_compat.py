@@ -41,7 +41,7 @@ class Incompatibility(Violation):
     model_config = ConfigDict(frozen=True)
 
     side: Side
-    direction: Direction
+    direction: Direction | None = None  # None for warnings, which hold both ways
     rule: str
     version: int | None = None  # the earlier version compared with
 
@@ -98,9 +98,10 @@ def check_compatibility(
     warnings: list[Incompatibility] = []
     for version, old in compared:
         for direction in directions(mode):
-            found, noted = compare(old, new, direction)
+            found = compare(old, new, direction)
             violations.extend(v.model_copy(update={"version": version}) for v in found)
-            warnings.extend(w.model_copy(update={"version": version}) for w in noted)
+        if directions(mode):
+            warnings.extend(_default_changes(old, new, version))
     return CompatibilityReport(
         compatible=not violations,
         mode=mode,
@@ -109,12 +110,9 @@ def check_compatibility(
     )
 
 
-def compare(
-    old: TaskContract, new: TaskContract, direction: Direction
-) -> tuple[list[Incompatibility], list[Incompatibility]]:
-    """Violations and warnings of the change old → new in one direction."""
+def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[Incompatibility]:
+    """Violations of the change old → new in one direction."""
     violations: list[Incompatibility] = []
-    warnings: list[Incompatibility] = []
     for side in ("params", "returns"):
         # Who must accept whose documents: BACKWARD params old ⊆ new, returns new ⊆ old.
         old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
@@ -127,17 +125,15 @@ def compare(
         )
         if side == "params":
             issues.extend(_positions(sub, sup, new_is_sup=old_is_sub))
-        for issue in issues:
-            violations.append(issue.to_violation(side, direction))
-    warnings.extend(_default_changes(old, new, direction))
-    return violations, warnings
+        violations.extend(issue.to_violation(side, direction) for issue in issues)
+    return violations
 
 
 def _unique(items: Iterable[Incompatibility]) -> list[Incompatibility]:
     seen: dict[tuple[Any, ...], Incompatibility] = {}
     for item in items:
         seen.setdefault((item.side, item.direction, item.path, item.rule, item.message), item)
-    return sorted(seen.values(), key=lambda v: (v.side, v.path, v.rule, v.direction))
+    return sorted(seen.values(), key=lambda v: (v.side, v.path, v.rule, v.direction or ""))
 
 
 # -- the inclusion checker -------------------------------------------------------------
@@ -973,7 +969,7 @@ def _positions(sub: TaskContract, sup: TaskContract, *, new_is_sup: bool) -> Ite
 
 
 def _default_changes(
-    old: TaskContract, new: TaskContract, direction: Direction
+    old: TaskContract, new: TaskContract, version: int | None
 ) -> Iterator[Incompatibility]:
     """Parameters whose default changed: compatible (workers fill defaults), but calls
     that omit them now behave differently."""
@@ -985,8 +981,8 @@ def _default_changes(
         if old_default != new_default:
             yield Incompatibility(
                 side="params",
-                direction=direction,
                 path=json_pointer(["params", "properties", name, "default"]),
+                version=version,
                 rule="default-changed",
                 message=f"default of {name!r} changed from {_show_default(old_default)} to "
                 f"{_show_default(new_default)}; calls that omit it now get a different value",
