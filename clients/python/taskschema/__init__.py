@@ -1,6 +1,7 @@
 """taskschema: typed, validated Celery task contracts shared across languages."""
 
 from ._client import PublishResult, RegistryClient
+from ._compat import check_compatibility
 from ._contract import TaskContract, TaskOptions, meta_schema
 from ._exceptions import (
     CallValidationError,
@@ -14,6 +15,9 @@ from ._json import canonical_json, loads_strict
 from ._models import (
     CompatibilityConfig,
     CompatibilityMode,
+    CompatibilityReport,
+    Direction,
+    Incompatibility,
     DeletedVersion,
     EffectiveConfig,
     ErrorBody,
@@ -31,11 +35,14 @@ __all__ = [
     "CallValidationError",
     "CompatibilityConfig",
     "CompatibilityMode",
+    "CompatibilityReport",
     "ContractError",
     "DeletedVersion",
+    "Direction",
     "EffectiveConfig",
     "ErrorBody",
     "Health",
+    "Incompatibility",
     "InvalidJSONError",
     "PublishResult",
     "RegisteredVersion",
@@ -51,6 +58,7 @@ __all__ = [
     "Violation",
     "__version__",
     "canonical_json",
+    "check_compatibility",
     "loads_strict",
     "meta_schema",
 ]

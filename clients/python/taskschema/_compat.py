@@ -17,41 +17,11 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Any
 
 from ._contract import TaskContract, bundle
-from ._exceptions import Violation
-from ._models import CompatibilityMode
+from ._models import CompatibilityMode, CompatibilityReport, Direction, Incompatibility, Side
 from ._validation import compile_schema, json_pointer
-
-Side = Literal["params", "returns"]
-
-
-class Direction(StrEnum):
-    BACKWARD = "backward"
-    FORWARD = "forward"
-
-
-class Incompatibility(Violation):
-    """One reason a change is refused (or, as a warning, worth a look)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    side: Side
-    direction: Direction | None = None  # None for warnings, which hold both ways
-    rule: str
-    version: int | None = None  # the earlier version compared with
-
-
-class CompatibilityReport(BaseModel):
-    compatible: bool
-    mode: CompatibilityMode
-    violations: list[Incompatibility]
-    warnings: list[Incompatibility]
-
 
 _CONSEQUENCES: dict[tuple[Side, Direction], str] = {
     ("params", Direction.BACKWARD): "producers still on the older contract send calls that "

@@ -23,6 +23,34 @@ class CompatibilityMode(StrEnum):
     FULL_TRANSITIVE = "FULL_TRANSITIVE"
 
 
+Side = Literal["params", "returns"]
+
+
+class Direction(StrEnum):
+    """BACKWARD: documents of the older version stay valid; FORWARD: the reverse."""
+
+    BACKWARD = "backward"
+    FORWARD = "forward"
+
+
+class Incompatibility(Violation):
+    """One reason a contract change is refused (or, as a warning, worth a look)."""
+
+    side: Side
+    direction: Direction | None = Field(
+        default=None, description="Which check failed; None for warnings, which hold both ways."
+    )
+    rule: str = Field(description="Stable id of the rule, e.g. property-made-required.")
+    version: int | None = Field(default=None, description="The earlier version compared with.")
+
+
+class CompatibilityReport(BaseModel):
+    compatible: bool
+    mode: CompatibilityMode
+    violations: list[Incompatibility]
+    warnings: list[Incompatibility]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -84,7 +112,7 @@ class ErrorBody(_Model):
 
     error: str = Field(description="Stable machine-readable code, e.g. contract_invalid.")
     message: str
-    violations: list[Violation] = Field(default_factory=list)
+    violations: list[Incompatibility | Violation] = Field(default_factory=list)
 
 
 class Health(_Model):
