@@ -58,6 +58,9 @@ UnsupportedMediaType = _error(
 TaskNotFound = _error(HTTPStatus.NOT_FOUND, "task_not_found", "No such task.")
 VersionNotFound = _error(HTTPStatus.NOT_FOUND, "version_not_found", "No such version.")
 SchemaNotFound = _error(HTTPStatus.NOT_FOUND, "schema_not_found", "No such schema id.")
+Incompatible = _error(
+    HTTPStatus.CONFLICT, "incompatible", "The contract breaks the task's compatibility mode."
+)
 NotSoftDeleted = _error(
     HTTPStatus.CONFLICT, "version_not_soft_deleted", "Permanent delete before a soft delete."
 )

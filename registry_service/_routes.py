@@ -11,6 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from taskschema import (
     CompatibilityConfig,
+    CompatibilityMode,
+    CompatibilityReport,
     ContractError,
     DeletedVersion,
     EffectiveConfig,
@@ -75,38 +77,63 @@ async def contract_body(request: Request) -> TaskContract:
         raise ContractInvalid(exc.message, exc.violations) from None
 
 
+def named_contract(
+    name: TaskName, contract: Annotated[TaskContract, Depends(contract_body)]
+) -> TaskContract:
+    """The body's contract, which must be for the task named in the URL."""
+    if contract.task != name:
+        raise TaskNameMismatch(
+            f"the contract is for {contract.task!r} but was sent to {name!r}",
+            [Violation(path="/task", message=f"expected {name!r}, found {contract.task!r}")],
+        )
+    return contract
+
+
+NamedContract = Annotated[TaskContract, Depends(named_contract)]
+_CONTRACT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "A task contract; its meta-schema is at /task-contract.schema.json.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
 @router.post(
     "/tasks/{name}/versions",
     status_code=status.HTTP_201_CREATED,
     dependencies=[publish_access],
     responses={200: {"model": RegisteredVersion, "description": "Already registered."}},
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "description": "A task contract; its meta-schema is at /task-contract.schema.json.",
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
-    },
+    openapi_extra=_CONTRACT_BODY,
     tags=["versions"],
 )
 def publish(
-    name: TaskName,
-    contract: Annotated[TaskContract, Depends(contract_body)],
-    store: StoreDep,
-    response: Response,
+    name: TaskName, contract: NamedContract, store: StoreDep, response: Response
 ) -> RegisteredVersion:
     """Register a contract as the task's next version; an identical live contract is
-    answered with its existing version (200) instead."""
-    if contract.task != name:
-        raise TaskNameMismatch(
-            f"the contract is for {contract.task!r} but was published to {name!r}",
-            [Violation(path="/task", message=f"expected {name!r}, found {contract.task!r}")],
-        )
+    answered with its existing version (200) instead. A contract that breaks the task's
+    compatibility mode is refused with 409 and every violation."""
     outcome = store.publish(contract)
     response.headers["Location"] = f"/tasks/{name}/versions/{outcome.registered.version}"
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
     return outcome.registered
+
+
+@router.post("/tasks/{name}/compatibility", openapi_extra=_CONTRACT_BODY, tags=["versions"])
+def check_compatibility(
+    contract: NamedContract,
+    store: StoreDep,
+    version: Annotated[
+        int | None, Query(ge=1, description="Compare with this version only.")
+    ] = None,
+    mode: Annotated[
+        CompatibilityMode | None, Query(description="Instead of the task's configured mode.")
+    ] = None,
+) -> CompatibilityReport:
+    """Whether the contract could be published (every violation, and warnings); stores
+    nothing."""
+    return store.check(contract, version=version, mode=mode)
 
 
 @router.get("/tasks", tags=["tasks"])

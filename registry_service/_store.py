@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, update
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from taskschema import (
     CompatibilityMode,
+    CompatibilityReport,
     EffectiveConfig,
     RegisteredVersion,
     TaskContract,
@@ -25,8 +27,16 @@ from taskschema import (
     VersionInfo,
 )
 from taskschema import loads_strict as _loads
+from taskschema._compat import check_compatibility, is_transitive
 
-from ._errors import ConfigNotFound, NotSoftDeleted, SchemaNotFound, TaskNotFound, VersionNotFound
+from ._errors import (
+    ConfigNotFound,
+    Incompatible,
+    NotSoftDeleted,
+    SchemaNotFound,
+    TaskNotFound,
+    VersionNotFound,
+)
 from ._tables import GLOBAL_SCOPE, Base, CompatibilitySetting, Schema, Task, Token, Version, utcnow
 
 SCOPES = ("read", "publish", "admin")
@@ -116,6 +126,13 @@ class Store:
                     ),
                     created=False,
                 )
+            report = self._check(session, task.name, contract, version=None, mode=None)
+            if not report.compatible:
+                raise Incompatible(
+                    f"{contract.task} would break {report.mode.value} compatibility: "
+                    f"{len(report.violations)} violation(s); nothing was stored",
+                    report.violations,
+                )
             session.execute(
                 self._insert(Schema)
                 .values(
@@ -139,6 +156,41 @@ class Store:
                 ),
                 created=True,
             )
+
+    def check(
+        self, contract: TaskContract, *, version: int | None, mode: CompatibilityMode | None
+    ) -> CompatibilityReport:
+        """Whether `contract` could be published, without storing it.
+
+        `version` compares with that version only; `mode` overrides the task's mode.
+        """
+        with self._transaction() as session:
+            return self._check(session, contract.task, contract, version=version, mode=mode)
+
+    def _check(
+        self,
+        session: Session,
+        name: str,
+        contract: TaskContract,
+        *,
+        version: int | None,
+        mode: CompatibilityMode | None,
+    ) -> CompatibilityReport:
+        mode = mode or self._config(session, name).compatibility
+        query = _versions_query(name, include_deleted=False).with_only_columns(
+            Version.version, Schema.fingerprint, Schema.document
+        )
+        if version is not None:
+            query = query.where(Version.version == version)
+        elif not is_transitive(mode):
+            query = query.order_by(None).order_by(Version.version.desc()).limit(1)
+        rows = sorted(session.execute(query).all())
+        if version is not None and not rows:
+            raise VersionNotFound(f"task {name!r} has no live version {version}")
+        earlier = [(row.version, _parse(row.fingerprint, row.document)) for row in rows]
+        if not earlier:
+            return CompatibilityReport(compatible=True, mode=mode, violations=[], warnings=[])
+        return check_compatibility(contract, earlier, mode)
 
     # -- reading -----------------------------------------------------------------
 
@@ -253,13 +305,16 @@ class Store:
     def get_config(self, name: str | None) -> EffectiveConfig:
         """The mode for task `name` (falling back to the global one), or the global mode."""
         with self._transaction() as session:
-            modes = dict(
-                session.execute(
-                    select(CompatibilitySetting.scope, CompatibilitySetting.mode).where(
-                        CompatibilitySetting.scope.in_([GLOBAL_SCOPE, name or GLOBAL_SCOPE])
-                    )
-                ).all()
-            )
+            return self._config(session, name)
+
+    def _config(self, session: Session, name: str | None) -> EffectiveConfig:
+        modes = dict(
+            session.execute(
+                select(CompatibilitySetting.scope, CompatibilitySetting.mode).where(
+                    CompatibilitySetting.scope.in_([GLOBAL_SCOPE, name or GLOBAL_SCOPE])
+                )
+            ).all()
+        )
         if name is not None and name in modes:
             return EffectiveConfig(compatibility=CompatibilityMode(modes[name]), source="task")
         mode = modes.get(GLOBAL_SCOPE, DEFAULT_COMPATIBILITY)
@@ -325,6 +380,12 @@ def _versions_query(name: str, include_deleted: bool) -> Select[Version, Schema]
         .order_by(Version.version)
     )
     return query if include_deleted else query.where(Version.deleted.is_(False))
+
+
+@lru_cache(maxsize=1024)
+def _parse(fingerprint: str, document: str) -> TaskContract:
+    """A stored contract, parsed once per process (stored documents are immutable)."""
+    return TaskContract.from_json(document)
 
 
 def _info(name: str, version: Version, schema: Schema) -> VersionInfo:

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
+from ._compat import check_compatibility, consequence
 from ._contract import TaskContract
 from ._exceptions import ContractError, InvalidJSONError, RegistryError, Violation
 from ._files import contract_files
+from ._models import CompatibilityMode, CompatibilityReport, Incompatibility
 
 # Exit codes, scriptable in CI (as `buf` does): 1 = refused / incompatible, 2 = usage or input.
 EXIT_REFUSED = 1
@@ -47,10 +51,30 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def echo_violations(source: str, violations: list[Violation]) -> None:
-    """One line per violation, `file:path: message`, as linters print."""
+def violation_line(source: str, violation: Violation) -> str:
+    """`file:path: message` as linters print, with the rule and who breaks when known."""
+    where = f"{source}:{violation.path or '/'}"
+    if not isinstance(violation, Incompatibility):
+        return f"{where}: {violation.message}"
+    context: list[str] = [violation.side]
+    if violation.direction is not None:
+        context.append(violation.direction.value)
+    if violation.version is not None:
+        context.append(f"vs v{violation.version}")
+    kind = "" if violation.direction is not None else "warning "
+    return f"{where}: {kind}{violation.rule}: {violation.message} ({' '.join(context)})"
+
+
+def echo_violations(source: str, violations: Sequence[Violation]) -> None:
     for violation in violations:
-        typer.echo(f"  {source}:{violation.path or '/'}: {violation.message}")
+        typer.echo(f"  {violation_line(source, violation)}")
+    broken = dict.fromkeys(
+        (v.side, v.direction)
+        for v in violations
+        if isinstance(v, Incompatibility) and v.direction is not None
+    )
+    for side, direction in broken:
+        typer.echo(f"  {side} {direction.value}: {consequence(side, direction)}")
 
 
 @app.command("publish")
@@ -94,6 +118,98 @@ def publish(
     if refused:
         typer.echo(f"{refused} of {len(files)} refused", err=True)
         raise typer.Exit(EXIT_REFUSED)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command("check")
+def check(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="OLD.json NEW.json offline, or contracts to check with --registry."),
+    ],
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Check each contract against what this registry holds.", show_default=False
+        ),
+    ] = None,
+    mode: Annotated[
+        CompatibilityMode | None,
+        typer.Option(
+            help="Default: BACKWARD offline, the task's mode on the registry.", show_default=False
+        ),
+    ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(help="With --registry: compare with this version only.", show_default=False),
+    ] = None,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="Output format.")
+    ] = OutputFormat.text,
+    token: TokenOption = None,
+) -> None:
+    """Check compatibility. Exit 0 compatible, 1 incompatible, 2 usage or input error."""
+    results: list[tuple[str, CompatibilityReport]] = []
+    if registry is None:
+        if len(paths) != 2 or version is not None:
+            fail("offline, give exactly OLD.json NEW.json; or check contracts with --registry URL")
+        old, new = (_load(path) for path in paths)
+        if old.task != new.task:
+            fail(f"{paths[0]} is for {old.task!r} but {paths[1]} is for {new.task!r}")
+        results.append(
+            (
+                str(paths[1]),
+                check_compatibility(new, [(None, old)], mode or CompatibilityMode.BACKWARD),
+            )
+        )
+    else:
+        from ._client import RegistryClient
+
+        try:
+            files = contract_files(paths)
+        except FileNotFoundError as exc:
+            fail(str(exc))
+        with RegistryClient(registry, token=token) as client:
+            for file in files:
+                try:
+                    results.append(
+                        (str(file), client.check(_load(file), version=version, mode=mode))
+                    )
+                except RegistryError as exc:
+                    fail(f"{file}: {exc.message}", EXIT_USAGE)
+    if output is OutputFormat.json:
+        typer.echo(
+            json.dumps(
+                [{"file": source, **report.model_dump(mode="json")} for source, report in results],
+                indent=2,
+            )
+        )
+    else:
+        for source, report in results:
+            verdict = "compatible" if report.compatible else "incompatible"
+            typer.echo(f"{source}: {verdict} ({report.mode.value})")
+            echo_violations(source, [*report.violations, *report.warnings])
+    if not all(report.compatible for _, report in results):
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _load(path: Path) -> TaskContract:
+    """A contract file, or exit 2 naming every problem in it."""
+    try:
+        return TaskContract.from_json(path.read_bytes())
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror}")
+    except InvalidJSONError as exc:
+        fail(f"{path}: {exc}")
+    except ContractError as exc:
+        typer.echo(f"error: {path}: {exc.message}", err=True)
+        for violation in exc.violations:
+            typer.echo(f"  {violation_line(str(path), violation)}", err=True)
+        raise typer.Exit(EXIT_USAGE) from None
 
 
 @app.command("get")

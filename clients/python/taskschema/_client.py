@@ -11,7 +11,14 @@ from pydantic import ValidationError
 
 from ._contract import TaskContract
 from ._exceptions import RegistryError
-from ._models import ErrorBody, RegisteredVersion, TaskPage, VersionDetail
+from ._models import (
+    CompatibilityMode,
+    CompatibilityReport,
+    ErrorBody,
+    RegisteredVersion,
+    TaskPage,
+    VersionDetail,
+)
 
 Version = int | Literal["latest"]
 
@@ -50,6 +57,24 @@ class RegistryClient:
         )
         registered = RegisteredVersion.model_validate_json(response.content)
         return PublishResult(**registered.model_dump(), created=response.status_code == 201)
+
+    def check(
+        self,
+        contract: TaskContract,
+        *,
+        version: int | None = None,
+        mode: CompatibilityMode | None = None,
+    ) -> CompatibilityReport:
+        """Whether `contract` could be published now (nothing is stored)."""
+        params = {key: value for key, value in (("version", version), ("mode", mode)) if value}
+        response = self._request(
+            "POST",
+            f"/tasks/{contract.task}/compatibility",
+            params=params,
+            content=contract.canonical_json(),
+            headers={"Content-Type": "application/json"},
+        )
+        return CompatibilityReport.model_validate_json(response.content)
 
     def get_version(self, task: str, version: Version = "latest") -> VersionDetail:
         """One version of a task's contract, with the document."""
