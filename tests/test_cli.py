@@ -184,3 +184,98 @@ def test_serve_publishes_the_examples_and_prints_the_docs_url(tmp_path: Path) ->
         output, _ = process.communicate(timeout=10)
     assert f"API docs: {url}/docs" in output
     assert "orders.process_order: created v1" in output
+
+
+# -- check -------------------------------------------------------------------------
+
+
+def _pair(tmp_path: Path, task: str, old_schema: dict, new_schema: dict) -> tuple[Path, Path]:
+    old = write(tmp_path / "old.json", make_contract(task, properties={"x": old_schema}))
+    new = write(tmp_path / "new.json", make_contract(task, properties={"x": new_schema}))
+    return old, new
+
+
+def test_check_offline_compatible_exits_0(tmp_path: Path) -> None:
+    old, new = _pair(tmp_path, "a.b", {"type": "integer"}, {"type": "number"})
+    result = run("check", str(old), str(new))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0] == f"{new}: compatible (BACKWARD)"
+
+
+def test_check_offline_incompatible_names_file_path_rule_and_who_breaks(tmp_path: Path) -> None:
+    old, new = _pair(
+        tmp_path, "a.b", {"type": ["integer", "string"]}, {"type": "integer", "maximum": 5}
+    )
+    result = run("check", str(old), str(new))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{new}: incompatible (BACKWARD)"
+    assert f"  {new}:/params/properties/x/maximum: limit-added: " in result.stdout
+    assert f"  {new}:/params/properties/x/type: type-narrowed: " in result.stdout
+    assert "(params backward)" in result.stdout
+    assert "params backward: producers still on the older contract" in result.stdout
+    forward = run("check", str(old), str(new), "--mode", "FORWARD")
+    assert forward.returncode == 0
+
+
+def test_check_json_output(tmp_path: Path) -> None:
+    old, new = _pair(tmp_path, "a.b", {"type": "string"}, {"type": "string", "format": "email"})
+    result = run("check", str(old), str(new), "--format", "json", "--mode", "FULL")
+    assert result.returncode == 1
+    (entry,) = json.loads(result.stdout)
+    assert entry["file"] == str(new)
+    assert entry["compatible"] is False
+    assert entry["mode"] == "FULL"
+    assert [(v["rule"], v["direction"]) for v in entry["violations"]] == [
+        ("format-added", "backward")
+    ]
+
+
+def test_check_input_errors_exit_2(tmp_path: Path) -> None:
+    old, _ = _pair(tmp_path, "a.b", {"type": "string"}, {"type": "string"})
+    other = write(tmp_path / "other.json", make_contract("c.d"))
+    broken = write(tmp_path / "broken.json", {"task": "a.b", "params": {}, "returns": {}})
+    cases = {
+        (str(old),): "exactly OLD.json NEW.json",
+        (str(old), str(other)): "is for 'a.b' but",
+        (str(old), str(broken)): f"{broken}:/params: 'type' is a required property",
+        (str(old), str(tmp_path / "missing.json")): "No such file",
+    }
+    for args, message in cases.items():
+        result = run("check", *args)
+        assert result.returncode == 2, args
+        assert message in result.stderr, (args, result.stderr)
+
+
+def test_check_against_the_registry(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    sqlite_registry.publisher.post(
+        f"/tasks/{task_name}/versions",
+        json=make_contract(task_name, properties={"x": {"type": "integer"}}),
+    )
+    _, fine = _pair(tmp_path, task_name, {}, {"type": ["integer", "string"]})
+    ok = run("check", str(fine), "--registry", sqlite_registry.url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "compatible (BACKWARD)" in ok.stdout
+    _, bad = _pair(tmp_path, task_name, {}, {"type": "string"})
+    refused = run("check", str(bad), "--registry", sqlite_registry.url, "--version", "1")
+    assert refused.returncode == 1
+    assert f"{bad}:/params/properties/x/type: type-changed:" in refused.stdout
+    assert "(params backward vs v1)" in refused.stdout
+
+
+def test_publish_prints_the_violations_of_a_refused_change(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    token = token_of(sqlite_registry.publisher)
+    old, new = _pair(tmp_path, task_name, {"type": "integer"}, {"type": "integer", "minimum": 1})
+    assert (
+        run("publish", str(old), "--registry", sqlite_registry.url, "--token", token).returncode
+        == 0
+    )
+    result = run("publish", str(new), "--registry", sqlite_registry.url, "--token", token)
+    assert result.returncode == 1
+    assert f"{new}: refused (incompatible)" in result.stdout
+    assert f"  {new}:/params/properties/x/minimum: limit-added: minimum 1" in result.stdout
+    assert "params backward: producers still on the older contract" in result.stdout
