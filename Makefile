@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install serve test lint format clean
+.PHONY: install serve test lint bench format clean
 
 install: $(INSTALLED)
 
@@ -31,6 +31,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## bench: benchmarks, each reporting ratios against a baseline measured in the same run
+bench: $(INSTALLED)
+	$(BIN)/python -m tests.bench
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

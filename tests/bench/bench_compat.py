@@ -1,0 +1,88 @@
+"""Compatibility checker cost on wide contracts, against loading the same contracts.
+
+Run with `make bench`. Times are medians of repeated runs in one process; the ratio to
+the baseline (parsing and meta-schema-validating the two contracts, which every check
+needs anyway) is what to compare across machines.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from taskschema import CompatibilityMode, TaskContract, check_compatibility
+
+WIDTH = 200
+TARGET_MS = 50.0
+
+
+def wide_contract(width: int, *, changed: bool) -> dict[str, Any]:
+    kinds: list[dict[str, Any]] = [
+        {"type": "integer", "minimum": 0, "maximum": 1000},
+        {"type": "string", "maxLength": 64, "format": "email"},
+        {"type": ["number", "null"]},
+        {"enum": ["a", "b", "c"]},
+        {"type": "array", "items": {"$ref": "#/$defs/Item"}, "maxItems": 50},
+        {"$ref": "#/$defs/Item"},
+    ]
+    properties = {f"p{index:03d}": dict(kinds[index % len(kinds)]) for index in range(width)}
+    if changed:  # compatible widenings everywhere, so the checker walks every property
+        for schema in properties.values():
+            if "maximum" in schema:
+                schema["maximum"] = 2000
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], "d"]
+    item = {
+        "type": "object",
+        "properties": {"sku": {"type": "string"}, "qty": {"type": "integer", "minimum": 1}},
+        "required": ["sku", "qty"],
+        "additionalProperties": False,
+    }
+    return {
+        "task": "bench.wide",
+        "params": {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties)[: width // 2],
+            "additionalProperties": False,
+        },
+        "returns": {
+            "type": "object",
+            "properties": dict(properties),
+            "additionalProperties": False,
+        },
+        "$defs": {"Item": item},
+    }
+
+
+def median_ms(function: Callable[[], object], repeat: int = 30) -> float:
+    function()  # warm caches the way a long-running registry has them
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    old_doc, new_doc = wide_contract(WIDTH, changed=False), wide_contract(WIDTH, changed=True)
+    old, new = TaskContract(old_doc), TaskContract(new_doc)
+    report = check_compatibility(new, [(1, old)], CompatibilityMode.FULL)
+    assert not report.compatible  # widenings break FORWARD: the checker must have looked
+    backward = median_ms(lambda: check_compatibility(new, [(1, old)], CompatibilityMode.BACKWARD))
+    full = median_ms(lambda: check_compatibility(new, [(1, old)], CompatibilityMode.FULL))
+    baseline = median_ms(lambda: (TaskContract(old_doc), TaskContract(new_doc)))
+    print(f"compatibility check, {WIDTH} properties per contract (median of 30)")
+    print(f"  baseline: load both contracts  {baseline:8.2f} ms")
+    print(
+        f"  BACKWARD check                 {backward:8.2f} ms  x{backward / baseline:.2f} of baseline"
+    )
+    print(f"  FULL check                     {full:8.2f} ms  x{full / baseline:.2f} of baseline")
+    print(f"  target: under {TARGET_MS:.0f} ms -> {'met' if full < TARGET_MS else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
