@@ -28,15 +28,18 @@ from ._models import (
     VersionDetail,
     VersionInfo,
 )
+from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CallValidationError",
+    "ChainedSources",
     "CompatibilityConfig",
     "CompatibilityMode",
     "CompatibilityReport",
     "ContractError",
+    "ContractSource",
     "DeletedVersion",
     "Direction",
     "EffectiveConfig",
@@ -47,7 +50,9 @@ __all__ = [
     "PublishResult",
     "RegisteredVersion",
     "RegistryClient",
+    "RegistryContracts",
     "RegistryError",
+    "StaticContracts",
     "TaskContract",
     "TaskOptions",
     "TaskPage",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -59,3 +60,21 @@ class RegistryError(TaskSchemaError):
         self.status_code = status_code
         self.error = error
         self.violations = list(violations)
+
+
+class ContractViolation(TaskSchemaError):
+    """A task call or return value that broke its contract, as stored in a FAILURE result.
+
+    Its only argument is a plain JSON object (`error`, `message`, `task`, `violations`),
+    so result backends keep it readable from any language and Celery can rebuild it.
+    """
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error)
+        self.error = error
+        self.violations = [Violation.model_validate(v) for v in error.get("violations", [])]
+
+    def __str__(self) -> str:
+        detail = "; ".join(str(v) for v in self.violations)
+        message = str(self.error.get("message", "contract violation"))
+        return f"{message}: {detail}" if detail else message

@@ -1,0 +1,308 @@
+"""Celery integration: a validating consumer, dead-lettering, and contract-typed tasks.
+
+One call in the app module turns it on::
+
+    app = Celery("shop", broker=..., backend=...)
+    taskschema.celery.install(app, registry_url="http://registry:8000")
+
+    @app.task(base=ContractTask)
+    def process_order(order: Order, priority: int = 0) -> Receipt: ...
+
+Every message is checked in the worker's consumer, before Celery builds a request and
+before any acknowledgement (`ValidatingConsumer`, set as `worker_consumer`). A refused
+message never runs: a copy of the raw message goes to a dead-letter queue with the
+reason, a FAILURE result lists every violation in plain JSON, and the original is
+acknowledged. In the pool, `ContractTask` hands model-typed parameters over as Pydantic
+instances and checks the return value against the contract's `returns`.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import os
+import typing
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Final, Literal
+
+from celery import Celery, Task, signals
+from celery.backends.base import DisabledBackend
+from celery.utils.objects import Bunch
+from celery.worker.consumer import Consumer
+from kombu import Queue
+from kombu.message import Message
+from prometheus_client import Counter
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+
+from ._contract import TaskContract
+from ._exceptions import ContractViolation
+from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
+from .kombu import JSON, MessageDecoder, Rejection, TaskCall
+
+logger = logging.getLogger("taskschema.celery")
+
+Mode = Literal["enforce", "warn", "off"]
+DEFAULT_DEAD_LETTER_QUEUE: Final = "taskschema.dead_letter"
+
+MESSAGES = Counter(
+    "taskschema_messages",
+    "Task messages seen by the validating consumer, by task and outcome.",
+    ["task", "outcome", "reason"],
+)
+
+_GATES: weakref.WeakKeyDictionary[Celery, Gate] = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class Gate:
+    """What `install` set up for one app: the decoder and what to do with refusals."""
+
+    decoder: MessageDecoder
+    mode: Mode
+    dead_letter_queue: str
+
+    def contract_for(self, task: str) -> TaskContract | None:
+        return self.decoder.contracts.contract_for(task)
+
+
+def install(
+    app: Celery,
+    *,
+    registry_url: str | None = None,
+    contracts: Iterable[TaskContract] = (),
+    mode: Mode | None = None,
+    unknown_tasks: Literal["allow", "reject"] = "allow",
+    dead_letter_queue: str = DEFAULT_DEAD_LETTER_QUEUE,
+    token: str | None = None,
+    pinned: dict[str, int] | None = None,
+) -> Gate:
+    """Validate every task message `app`'s workers receive against its contract.
+
+    Contracts given here (or pinned by generated code) win; other tasks use the
+    registry's latest (or `pinned`) version. Settings fall back to the app's config
+    (`taskschema_registry_url`, `taskschema_mode`) and then to the environment
+    (`TASKSCHEMA_REGISTRY_URL`, `TASKSCHEMA_TOKEN`, `TASKSCHEMA_MODE`).
+    """
+    conf = app.conf
+    registry_url = (
+        registry_url
+        or conf.get("taskschema_registry_url")
+        or os.environ.get("TASKSCHEMA_REGISTRY_URL")
+    )
+    chosen = mode or conf.get("taskschema_mode") or os.environ.get("TASKSCHEMA_MODE", "enforce")
+    if chosen not in ("enforce", "warn", "off"):
+        raise ValueError(f"mode must be enforce, warn or off, not {chosen!r}")
+    sources: list[ContractSource] = [StaticContracts(contracts)]
+    if registry_url:
+        sources.append(
+            RegistryContracts(
+                registry_url, token=token or os.environ.get("TASKSCHEMA_TOKEN"), pinned=pinned
+            )
+        )
+    accept = {_content_type(name) for name in conf.accept_content or ("json",)}
+    gate = Gate(
+        MessageDecoder(
+            ChainedSources(*sources),
+            accept=accept - {"application/x-python-serialize"},
+            unknown_tasks=unknown_tasks,
+        ),
+        typing.cast(Mode, chosen),
+        dead_letter_queue,
+    )
+    _GATES[app] = gate
+    if gate.mode != "off":
+        conf.worker_consumer = f"{__name__}:ValidatingConsumer"
+    return gate
+
+
+def gate_for(app: Celery) -> Gate | None:
+    """The gate `install` set up for `app`, if any."""
+    return _GATES.get(app)
+
+
+def _content_type(name: str) -> str:
+    return {"json": JSON, "msgpack": "application/x-msgpack", "yaml": "application/x-yaml"}.get(
+        name, name
+    )
+
+
+class ValidatingConsumer(Consumer):
+    """Celery's consumer, with every task message checked before it is handled."""
+
+    strategies: dict[str, Any]
+    connection_errors: tuple[type[BaseException], ...]
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Message], Any]:
+        handle: Callable[[Message], Any] = super().create_task_handler(*args, **kwargs)
+        gate = gate_for(self.app)
+        if gate is None or gate.mode == "off":
+            return handle
+
+        def on_task_received(message: Message) -> Any:
+            verdict = gate.decoder.decode(message)
+            if isinstance(verdict, TaskCall) and verdict.task not in self.strategies:
+                verdict = Rejection(
+                    "no-contract" if verdict.contract is None else "signature",
+                    f"task {verdict.task!r} is not registered in this worker",
+                    task=verdict.task,
+                    id=verdict.id,
+                )
+            if isinstance(verdict, TaskCall):
+                MESSAGES.labels(verdict.task, "accepted", "").inc()
+                return handle(message)
+            MESSAGES.labels(verdict.task or "", "rejected", verdict.reason).inc()
+            if gate.mode == "warn" and verdict.task in self.strategies:
+                logger.warning(
+                    "taskschema (warn mode) would refuse %s: %s", verdict.task, verdict.message
+                )
+                return handle(message)
+            return self.refuse(message, verdict, gate)
+
+        return on_task_received
+
+    def refuse(self, message: Message, rejection: Rejection, gate: Gate) -> None:
+        """Dead-letter a copy, record a FAILURE result, then acknowledge the original.
+
+        A message whose contract cannot be fetched yet goes back to the queue instead.
+        """
+        if rejection.reason == "contract-unavailable":
+            logger.warning("requeueing %s[%s]: %s", rejection.task, rejection.id, rejection.message)
+            message.reject_log_error(logger, self.connection_errors, requeue=True)
+            return
+        logger.error(
+            "refused task message %s[%s]: %s %s",
+            rejection.task or "?",
+            rejection.id or "?",
+            rejection.message,
+            "; ".join(str(v) for v in rejection.violations),
+        )
+        try:
+            self._dead_letter(message, rejection, gate.dead_letter_queue)
+        except Exception:
+            # Not copied, so not acknowledged: the broker keeps the message.
+            logger.exception("could not dead-letter a refused message; leaving it on the queue")
+            message.reject_log_error(logger, self.connection_errors, requeue=True)
+            return
+        if rejection.id and not isinstance(self.app.backend, DisabledBackend):
+            self._store_failure(message, rejection.id, rejection)
+        message.ack_log_error(logger, self.connection_errors)
+        signals.task_rejected.send(
+            sender=self, message=message, exc=ContractViolation(rejection.to_dict())
+        )
+
+    def _dead_letter(self, message: Message, rejection: Rejection, queue: str) -> None:
+        headers = dict(message.headers) if isinstance(message.headers, dict) else {}
+        headers.update(
+            {
+                "x-taskschema-reason": rejection.reason,
+                "x-taskschema-error": json.dumps(rejection.to_dict(), ensure_ascii=False),
+                "x-taskschema-original-routing-key": str(
+                    (message.delivery_info or {}).get("routing_key", "")
+                ),
+            }
+        )
+        body = message.body if isinstance(message.body, bytes | str) else bytes(message.body or b"")
+        with self.app.producer_or_acquire() as producer:
+            producer.publish(
+                body,
+                exchange="",
+                routing_key=queue,
+                declare=[Queue(queue, durable=True)],
+                content_type=message.content_type or "application/octet-stream",
+                content_encoding=message.content_encoding or "binary",
+                headers=headers,
+                delivery_mode=2,
+                retry=True,
+            )
+
+    def _store_failure(self, message: Message, task_id: str, rejection: Rejection) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        properties = message.properties or {}
+        request = Bunch(
+            id=task_id,
+            name=rejection.task,
+            root_id=headers.get("root_id"),
+            correlation_id=properties.get("correlation_id"),
+            reply_to=properties.get("reply_to"),
+            chord=None,
+            errbacks=None,
+            group=None,
+            parent_id=headers.get("parent_id"),
+            ignore_result=False,
+        )
+        try:
+            self.app.backend.mark_as_failure(
+                task_id, ContractViolation(rejection.to_dict()), request=request
+            )
+        except Exception:
+            logger.exception("could not store the FAILURE result of %s", task_id)
+
+
+class ContractTask(Task[Any, Any]):
+    """A task whose parameters arrive as the types its function declares (Pydantic models
+    included) and whose return value is dumped to JSON and checked against `returns`."""
+
+    abstract = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        gate = gate_for(self.app)
+        contract = gate.contract_for(self.name) if gate else None
+        if contract is None:
+            return self.run(*args, **kwargs)
+        params = contract.bind(args, kwargs)
+        if self.request.called_directly or self.request.is_eager:
+            contract.validate_params(params)  # the consumer has not seen this call
+        for name, schema in contract.params["properties"].items():
+            if name not in params and isinstance(schema, dict) and "default" in schema:
+                params[name] = copy.deepcopy(schema["default"])
+        result = self.run(**self._inflate(params))
+        value = self._dump(result)
+        problems = contract.returns_violations(value)
+        if problems:
+            raise ContractViolation(
+                Rejection(
+                    "contract-violation",
+                    f"the return value of {self.name} breaks its contract",
+                    problems,
+                    task=self.name,
+                    id=self.request.id,
+                ).to_dict()
+            )
+        return value
+
+    def _inflate(self, params: dict[str, Any]) -> dict[str, Any]:
+        adapters = self._parameter_adapters
+        return {
+            name: adapters[name].validate_python(value) if name in adapters else value
+            for name, value in params.items()
+        }
+
+    def _dump(self, result: Any) -> Any:
+        adapter = self._return_adapter
+        if adapter is not None:
+            return adapter.dump_python(result, mode="json")
+        return to_jsonable_python(result)
+
+    @cached_property
+    def _hints(self) -> dict[str, Any]:
+        return typing.get_type_hints(self.run)
+
+    @cached_property
+    def _parameter_adapters(self) -> dict[str, TypeAdapter[Any]]:
+        hints = self._hints
+        return {
+            name: TypeAdapter(hints[name])
+            for name in inspect.signature(self.run).parameters
+            if name in hints
+        }
+
+    @cached_property
+    def _return_adapter(self) -> TypeAdapter[Any] | None:
+        hint = self._hints.get("return")
+        return None if hint is None else TypeAdapter(hint)
