@@ -36,14 +36,22 @@ from celery.utils.objects import Bunch
 from celery.worker.consumer import Consumer
 from kombu import Queue
 from kombu.message import Message
-from prometheus_client import Counter
+from prometheus_client import Counter, start_http_server
 from pydantic import TypeAdapter
 from pydantic_core import to_jsonable_python
 
 from ._contract import TaskContract
 from ._exceptions import ContractViolation
 from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
-from .kombu import JSON, MessageDecoder, Rejection, TaskCall
+from .kombu import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DEPTH,
+    JSON,
+    PICKLE,
+    MessageDecoder,
+    Rejection,
+    TaskCall,
+)
 
 logger = logging.getLogger("taskschema.celery")
 
@@ -81,13 +89,18 @@ def install(
     dead_letter_queue: str = DEFAULT_DEAD_LETTER_QUEUE,
     token: str | None = None,
     pinned: dict[str, int] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    metrics_port: int | None = None,
 ) -> Gate:
     """Validate every task message `app`'s workers receive against its contract.
 
     Contracts given here (or pinned by generated code) win; other tasks use the
     registry's latest (or `pinned`) version. Settings fall back to the app's config
     (`taskschema_registry_url`, `taskschema_mode`) and then to the environment
-    (`TASKSCHEMA_REGISTRY_URL`, `TASKSCHEMA_TOKEN`, `TASKSCHEMA_MODE`).
+    (`TASKSCHEMA_REGISTRY_URL`, `TASKSCHEMA_TOKEN`, `TASKSCHEMA_MODE`). Bodies over
+    `max_body_bytes` or nested deeper than `max_depth` are refused. With `metrics_port`,
+    the worker serves its counters for Prometheus on that port.
     """
     conf = app.conf
     registry_url = (
@@ -106,18 +119,22 @@ def install(
             )
         )
     accept = {_content_type(name) for name in conf.accept_content or ("json",)}
-    gate = Gate(
-        MessageDecoder(
-            ChainedSources(*sources),
-            accept=accept - {"application/x-python-serialize"},
-            unknown_tasks=unknown_tasks,
-        ),
-        typing.cast(Mode, chosen),
-        dead_letter_queue,
+    decoder = MessageDecoder(
+        ChainedSources(*sources),
+        accept=accept - {PICKLE},
+        unknown_tasks=unknown_tasks,
+        max_body_bytes=max_body_bytes,
+        max_depth=max_depth,
     )
+    gate = Gate(decoder, typing.cast(Mode, chosen), dead_letter_queue)
     _GATES[app] = gate
     if gate.mode != "off":
         conf.worker_consumer = f"{__name__}:ValidatingConsumer"
+    if metrics_port is not None:
+        # The consumer runs in the worker's main process, so its counters live there.
+        signals.worker_init.connect(
+            lambda **_: start_http_server(metrics_port), weak=False, sender=None
+        )
     return gate
 
 
