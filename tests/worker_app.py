@@ -1,8 +1,12 @@
 """The Celery app the worker tests run: real prefork workers, contracts enforced.
 
 Configured from the environment so each test can point it at its broker and queue:
-TEST_BROKER_URL, TEST_RESULT_BACKEND, TEST_QUEUE, TEST_CONTRACTS (a folder; default
-tests/contracts), TASKSCHEMA_REGISTRY_URL (optional), TEST_MARKER_DIR.
+TEST_BROKER_URL, TEST_RESULT_BACKEND, TEST_QUEUE, TEST_DEAD_LETTER_QUEUE, TEST_CONTRACTS
+(a folder; default tests/contracts), TEST_UNKNOWN_TASKS (allow or reject),
+TEST_MAX_BODY_BYTES (install's max_body_bytes),
+TASKSCHEMA_REGISTRY_URL (optional: the demo tasks' contracts are then preloaded from the
+registry, or from the disk cache under TASKSCHEMA_CACHE_DIR when it is down),
+TEST_MARKER_DIR.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 from taskschema import TaskContract
 from taskschema._files import contract_files
+from taskschema._sources import RegistryContracts
 from taskschema.celery import ContractTask, install
 
 HERE = Path(__file__).resolve().parent
@@ -37,14 +42,25 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 contracts_dir = os.environ.get("TEST_CONTRACTS")
-install(
+options: dict[str, object] = {}
+if os.environ.get("TEST_DEAD_LETTER_QUEUE"):
+    options["dead_letter_queue"] = os.environ["TEST_DEAD_LETTER_QUEUE"]
+if os.environ.get("TEST_MAX_BODY_BYTES"):
+    options["max_body_bytes"] = int(os.environ["TEST_MAX_BODY_BYTES"])
+gate = install(
     app,
     contracts=[
         TaskContract.from_json(path.read_bytes())
         for path in contract_files([Path(contracts_dir)] if contracts_dir else [HERE / "contracts"])
     ],
     unknown_tasks=os.environ.get("TEST_UNKNOWN_TASKS", "allow"),  # type: ignore[arg-type]
+    **options,  # type: ignore[arg-type]
 )
+DEMO_TASKS = ("demo.greet", "demo.broken_return", "demo.sleep")
+for source in getattr(gate.decoder.contracts, "sources", ()):
+    if isinstance(source, RegistryContracts):
+        # Fills the disk cache while the registry is up, reads it back while it is down.
+        source.preload(DEMO_TASKS)
 
 
 class Person(BaseModel):
@@ -76,8 +92,10 @@ def broken_return(n: int) -> dict[str, object]:
 
 @app.task(base=ContractTask, name="demo.sleep", acks_late=True, reject_on_worker_lost=True)
 def sleep(seconds: float, marker: str) -> str:
-    time.sleep(seconds)
     marker_dir = Path(os.environ.get("TEST_MARKER_DIR", "/tmp"))
+    with (marker_dir / f"{marker}.started").open("a") as file:
+        file.write(f"{os.getpid()}\n")
+    time.sleep(seconds)
     with (marker_dir / marker).open("a") as file:
         file.write(f"{os.getpid()}\n")
     return marker

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import CallValidationError, ContractError, Violation
 from ._json import canonical_json, fingerprint, loads_strict
-from ._validation import compile_schema, json_pointer, violations
+from ._validation import CompiledSchema, compile_schema, json_pointer, violations
 
 _ORDERED_PATHS: Final = frozenset({("params", "properties")})
 _LOCAL_DEFS_PREFIX: Final = "#/$defs/"
@@ -182,11 +182,11 @@ class TaskContract:
 
     def params_violations(self, call: Mapping[str, Any]) -> list[Violation]:
         """Every way `call` (a bound params object) breaks `params`; empty when valid."""
-        return violations(self._params_validator, call)
+        return self._params_schema.violations(call)
 
     def returns_violations(self, value: Any) -> list[Violation]:
         """Every way a return value breaks `returns`; empty when valid."""
-        return violations(self._returns_validator, value)
+        return self._returns_schema.violations(value)
 
     def validate_params(self, call: Mapping[str, Any]) -> None:
         """Raise `CallValidationError` unless `call` is valid under `params`."""
@@ -201,12 +201,12 @@ class TaskContract:
             raise CallValidationError(f"return value of {self.task} breaks its contract", problems)
 
     @cached_property
-    def _params_validator(self) -> Validator:
-        return compile_schema(bundle(self._document, "params"))
+    def _params_schema(self) -> CompiledSchema:
+        return CompiledSchema(bundle(self._document, "params"))
 
     @cached_property
-    def _returns_validator(self) -> Validator:
-        return compile_schema(bundle(self._document, "returns"))
+    def _returns_schema(self) -> CompiledSchema:
+        return CompiledSchema(bundle(self._document, "returns"))
 
 
 def bundle(document: Mapping[str, Any], part: str) -> Any:

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
@@ -23,6 +24,34 @@ def json_pointer(parts: Iterable[str | int]) -> str:
 def compile_schema(schema: Any) -> Validator:
     """A 2020-12 validator that asserts formats (`date-time`, `uuid`, `email`, ...)."""
     return Draft202012Validator(schema, format_checker=FORMAT_CHECKER)
+
+
+class CompiledSchema:
+    """A schema compiled for the hot path.
+
+    jsonschema-rs answers "valid?" in microseconds; python-jsonschema, the reference,
+    explains failures and has the last word, so a document is refused only when the
+    reference refuses it.
+    """
+
+    def __init__(self, schema: Any) -> None:
+        self.reference = compile_schema(schema)
+        try:
+            self._fast: Any = jsonschema_rs.Draft202012Validator(schema, validate_formats=True)
+        except Exception:  # a schema jsonschema-rs cannot compile: the reference alone
+            self._fast = None
+
+    def fast_is_valid(self, instance: Any) -> bool:
+        """jsonschema-rs's answer alone (the reference's when it could not compile)."""
+        if self._fast is None:
+            return bool(self.reference.is_valid(instance))
+        return bool(self._fast.is_valid(instance))
+
+    def violations(self, instance: Any) -> list[Violation]:
+        """Every error of `instance`, each at its JSON pointer; empty when valid."""
+        if self._fast is not None and self._fast.is_valid(instance):
+            return []
+        return violations(self.reference, instance)
 
 
 def violations(

@@ -37,12 +37,13 @@ from celery.worker.consumer import Consumer
 from kombu import Queue
 from kombu.message import Message
 from prometheus_client import Counter, start_http_server
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ._contract import TaskContract
-from ._exceptions import ContractViolation
+from ._exceptions import ContractViolation, Violation
 from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
+from ._validation import json_pointer
 from .kombu import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_DEPTH,
@@ -57,6 +58,7 @@ logger = logging.getLogger("taskschema.celery")
 
 Mode = Literal["enforce", "warn", "off"]
 DEFAULT_DEAD_LETTER_QUEUE: Final = "taskschema.dead_letter"
+CONTRACT_RETRY_DELAY: Final = 5.0  # seconds a message waits when its contract is unavailable
 
 MESSAGES = Counter(
     "taskschema_messages",
@@ -189,8 +191,21 @@ class ValidatingConsumer(Consumer):
         A message whose contract cannot be fetched yet goes back to the queue instead.
         """
         if rejection.reason == "contract-unavailable":
-            logger.warning("requeueing %s[%s]: %s", rejection.task, rejection.id, rejection.message)
-            message.reject_log_error(logger, self.connection_errors, requeue=True)
+            # Hold it (unacknowledged) for a while before handing it back, so a registry
+            # outage does not spin the message between broker and consumer.
+            logger.warning(
+                "%s[%s] waits %.0f s for its contract: %s",
+                rejection.task,
+                rejection.id,
+                CONTRACT_RETRY_DELAY,
+                rejection.message,
+            )
+            self.timer.call_after(
+                CONTRACT_RETRY_DELAY,
+                message.reject_log_error,
+                (logger, self.connection_errors),
+                {"requeue": True},
+            )
             return
         logger.error(
             "refused task message %s[%s]: %s %s",
@@ -295,10 +310,31 @@ class ContractTask(Task[Any, Any]):
 
     def _inflate(self, params: dict[str, Any]) -> dict[str, Any]:
         adapters = self._parameter_adapters
-        return {
-            name: adapters[name].validate_python(value) if name in adapters else value
-            for name, value in params.items()
-        }
+        inflated: dict[str, Any] = {}
+        problems: list[Violation] = []
+        for name, value in params.items():
+            if name not in adapters:
+                inflated[name] = value
+                continue
+            try:
+                inflated[name] = adapters[name].validate_python(value)
+            except ValidationError as exc:
+                problems.extend(
+                    Violation(path=json_pointer([name, *error["loc"]]), message=error["msg"])
+                    for error in exc.errors()
+                )
+        if problems:
+            # The contract accepted the call but the function's types are narrower.
+            raise ContractViolation(
+                Rejection(
+                    "signature",
+                    f"arguments of {self.name} fit its contract but not its Python types",
+                    problems,
+                    task=self.name,
+                    id=self.request.id,
+                ).to_dict()
+            )
+        return inflated
 
     def _dump(self, result: Any) -> Any:
         adapter = self._return_adapter
