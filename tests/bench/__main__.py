@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import bench_compat
+from . import bench_compat, bench_decoder
 
-for benchmark in (bench_compat,):
+for benchmark in (bench_compat, bench_decoder):
     benchmark.main()
     print()

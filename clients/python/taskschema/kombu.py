@@ -151,7 +151,11 @@ class MessageDecoder:
             )
         assert isinstance(task, str)
         assert isinstance(task_id, str)
-        markers = list(_type_markers(args, ("args",))) + list(_type_markers(kwargs, ("kwargs",)))
+        markers = (
+            list(_type_markers(args, ("args",))) + list(_type_markers(kwargs, ("kwargs",)))
+            if b"__type__" in _raw(message)
+            else []
+        )
         if markers:
             return Rejection(
                 "type-marker",
@@ -198,6 +202,10 @@ class MessageDecoder:
                 )
             except Exception as exc:
                 raise InvalidJSONError(f"cannot decode {message.content_type}: {exc}") from None
+        # Counting brackets in C first spares most bodies the walk in Python.
+        raw = body.encode() if isinstance(body, str) else body
+        if isinstance(raw, bytes) and raw.count(b"[") + raw.count(b"{") <= self.max_depth:
+            return data
         if _depth(data, self.max_depth) > self.max_depth:
             raise InvalidJSONError(f"the body nests deeper than {self.max_depth} levels")
         return data
@@ -258,6 +266,11 @@ def _unpack_v2(body: Any) -> tuple[Any, Any, list[Violation]]:
             Violation(path="/body/2", message=f"embed must be an object, got {_kind(embed)}")
         )
     return args, kwargs, problems
+
+
+def _raw(message: Message) -> bytes:
+    body = message.body
+    return body.encode() if isinstance(body, str) else bytes(body or b"")
 
 
 def _known(rejection: Rejection, task: Any, task_id: Any) -> Rejection:
