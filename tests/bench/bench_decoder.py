@@ -59,24 +59,28 @@ def per_message() -> None:
     print(f"  {'payload':<8} {'bytes':>8} {'json.loads':>11} {'decode':>9} {'ratio':>6} "
           f"{'jsonschema':>11}")  # fmt: skip
     for size in ("small", "medium", "large"):
-        contract = TaskContract(contract_document(size))
-        decoder = MessageDecoder(StaticContracts([contract]))
-        body = json.dumps([[], PAYLOADS[size]["payload"], {}]).encode()
-        message = Message(
-            body=body,
-            content_type="application/json",
-            content_encoding="utf-8",
-            headers={"task": contract.task, "id": str(uuid.uuid4())},
-        )
-        assert decoder.decode(message).__class__.__name__ == "TaskCall"
-        repeat = 2000 if size != "large" else 100
-        parse = median_us(lambda: json.loads(body), repeat)
-        decode = median_us(lambda: decoder.decode(message), repeat)
-        reference = compile_schema(contract.to_dict()["params"] | {"$defs": contract.defs})
-        payload = PAYLOADS[size]["payload"]
-        naive = median_us(lambda: reference.validate(payload), max(repeat // 20, 5))
-        print(f"  {size:<8} {len(body):>8} {parse:>11.1f} {decode:>9.1f} "
-              f"{decode / parse:>5.1f}x {naive:>11.1f}")  # fmt: skip
+        _measure(size)
+
+
+def _measure(size: str) -> None:
+    contract = TaskContract(contract_document(size))
+    decoder = MessageDecoder(StaticContracts([contract]))
+    body = json.dumps([[], PAYLOADS[size]["payload"], {}]).encode()
+    message = Message(
+        body=body,
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"task": contract.task, "id": str(uuid.uuid4())},
+    )
+    assert decoder.decode(message).__class__.__name__ == "TaskCall"
+    repeat = 2000 if size != "large" else 100
+    parse = median_us(lambda: json.loads(body), repeat)
+    decode = median_us(lambda: decoder.decode(message), repeat)
+    reference = compile_schema(contract.to_dict()["params"] | {"$defs": contract.defs})
+    payload = PAYLOADS[size]["payload"]
+    naive = median_us(lambda: reference.validate(payload), max(repeat // 20, 5))
+    print(f"  {size:<8} {len(body):>8} {parse:>11.1f} {decode:>9.1f} "
+          f"{decode / parse:>5.1f}x {naive:>11.1f}")  # fmt: skip
 
 
 def drain_rate(validate: bool) -> float:
