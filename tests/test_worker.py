@@ -23,6 +23,7 @@ import httpx
 import pytest
 from celery import Celery
 from celery.result import AsyncResult
+from worker_app import Greeting, Person
 from workers import (
     BROKERS,
     RESULT_TIMEOUT,
@@ -38,6 +39,7 @@ from workers import (
 )
 
 from registry_service import RegistrySettings
+from taskschema import CallValidationError, TaskContract, TypedTask
 from taskschema._exceptions import ContractViolation
 from taskschema.celery import CONTRACT_RETRY_DELAY
 
@@ -530,3 +532,36 @@ def test_worker_validates_from_cache_while_registry_is_down(logs: Path, tmp_path
             setup.delete()
     finally:
         next(registry_run, None)
+
+
+# -- the typed producer ------------------------------------------------------------------
+
+GREET = TaskContract.from_json(
+    (Path(__file__).parent / "contracts" / "demo.greet.json").read_bytes()
+)
+
+
+def test_typed_task_sends_models_and_gets_the_return_model(
+    setup: Setup, worker: Worker, client: Celery
+) -> None:
+    greet = TypedTask[Greeting](client, GREET, Greeting)
+    assert greet.options == {"queue": "demo"}  # from the contract
+    person = Person(name="Ada", born=datetime(1990, 1, 1, tzinfo=UTC), email=None)
+    result = greet.apply_async([person], {"times": 2}, queue=setup.queue)
+    value = result.get(timeout=RESULT_TIMEOUT)
+    assert value == Greeting(text="Hello, Ada!" * 2, age_days=ADA_AGE_DAYS, times=2)
+    # On the wire: plain JSON, parameters by name, the datetime as an ISO string.
+    assert greet.bind([person]) == {
+        "person": {"name": "Ada", "born": "1990-01-01T00:00:00Z", "email": None}
+    }
+
+
+def test_typed_task_refuses_a_bad_call_before_publishing(setup: Setup, client: Celery) -> None:
+    greet = TypedTask[Greeting](client, GREET, Greeting)
+    with pytest.raises(CallValidationError) as raised:
+        greet.apply_async(
+            kwargs={"person": {"name": "", "born": "soon"}, "times": 0}, queue=setup.queue
+        )
+    assert [v.path for v in raised.value.violations] == ["/person/born", "/person/name", "/times"]
+    with pytest.raises(CallValidationError):
+        greet.delay(ADA, person=ADA)

@@ -5,6 +5,7 @@ from ._compat import check_compatibility
 from ._contract import TaskContract, TaskOptions, meta_schema
 from ._exceptions import (
     CallValidationError,
+    ContractViolation,
     ContractError,
     InvalidJSONError,
     RegistryError,
@@ -12,6 +13,7 @@ from ._exceptions import (
     Violation,
 )
 from ._json import canonical_json, loads_strict
+from ._typed import TypedResult, TypedTask
 from ._models import (
     CompatibilityConfig,
     CompatibilityMode,
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CallValidationError",
+    "ContractViolation",
     "ChainedSources",
     "CompatibilityConfig",
     "CompatibilityMode",
@@ -58,6 +61,8 @@ __all__ = [
     "TaskPage",
     "TaskSchemaError",
     "TaskSummary",
+    "TypedResult",
+    "TypedTask",
     "VersionDetail",
     "VersionInfo",
     "Violation",

@@ -132,12 +132,43 @@ def install(
     _GATES[app] = gate
     if gate.mode != "off":
         conf.worker_consumer = f"{__name__}:ValidatingConsumer"
+    signals.worker_init.connect(
+        lambda sender, **_: apply_contract_options(app) if sender.app is app else None,
+        weak=False,
+    )
     if metrics_port is not None:
         # The consumer runs in the worker's main process, so its counters live there.
         signals.worker_init.connect(
             lambda **_: start_http_server(metrics_port), weak=False, sender=None
         )
     return gate
+
+
+# Contract options that are properties of the task in the worker (the producer applies
+# queue, priority, time limits and expiry on each message).
+WORKER_OPTIONS: Final = (
+    "acks_late", "reject_on_worker_lost", "max_retries", "default_retry_delay",
+    "rate_limit", "soft_time_limit", "time_limit",
+)  # fmt: skip
+
+
+def apply_contract_options(app: Celery) -> None:
+    """Set each registered task's worker-side options from its contract (the contract
+    wins over the decorator, so every worker honours the same options)."""
+    gate = gate_for(app)
+    if gate is None:
+        return
+    for name, task in app.tasks.items():
+        try:
+            contract = gate.contract_for(name)
+        except Exception:
+            logger.warning("no contract options for %s: the contract is unavailable", name)
+            continue
+        if contract is None:
+            continue
+        for key, value in contract.options.model_dump(exclude_none=True).items():
+            if key in WORKER_OPTIONS:
+                setattr(task, key, value)
 
 
 def gate_for(app: Celery) -> Gate | None:
