@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +24,13 @@ from kombu.message import Message
 from taskschema import StaticContracts, TaskContract
 from taskschema._validation import compile_schema
 from taskschema.kombu import MessageDecoder
+
+from .bench_compat import median_ms
+
+
+def median_us(function: Callable[[], object], repeat: int) -> float:
+    return median_ms(function, repeat) * 1000
+
 
 HERE = Path(__file__).resolve().parent
 PAYLOADS: dict[str, Any] = json.loads((HERE / "reference-payloads.json").read_text())
@@ -42,16 +48,6 @@ def contract_document(size: str) -> dict[str, Any]:
     for annotation in ("$schema", "$id"):
         schema.pop(annotation, None)
     return {"task": f"bench.{size}", "params": schema, "returns": {}, "$defs": defs}
-
-
-def median_us(function: Callable[[], object], repeat: int) -> float:
-    function()
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return statistics.median(samples)
 
 
 def per_message() -> None:

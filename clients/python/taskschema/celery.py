@@ -51,6 +51,7 @@ from .kombu import (
     PICKLE,
     MessageDecoder,
     Rejection,
+    RejectionReason,
     TaskCall,
 )
 
@@ -328,16 +329,18 @@ class ContractTask(Task[Any, Any]):
         value = self._dump(result)
         problems = contract.returns_violations(value)
         if problems:
-            raise ContractViolation(
-                Rejection(
-                    "contract-violation",
-                    f"the return value of {self.name} breaks its contract",
-                    problems,
-                    task=self.name,
-                    id=self.request.id,
-                ).to_dict()
+            raise self._violation(
+                "contract-violation",
+                f"the return value of {self.name} breaks its contract",
+                problems,
             )
         return value
+
+    def _violation(
+        self, reason: RejectionReason, message: str, problems: list[Violation]
+    ) -> ContractViolation:
+        rejection = Rejection(reason, message, problems, task=self.name, id=self.request.id)
+        return ContractViolation(rejection.to_dict())
 
     def _inflate(self, params: dict[str, Any]) -> dict[str, Any]:
         adapters = self._parameter_adapters
@@ -356,14 +359,10 @@ class ContractTask(Task[Any, Any]):
                 )
         if problems:
             # The contract accepted the call but the function's types are narrower.
-            raise ContractViolation(
-                Rejection(
-                    "signature",
-                    f"arguments of {self.name} fit its contract but not its Python types",
-                    problems,
-                    task=self.name,
-                    id=self.request.id,
-                ).to_dict()
+            raise self._violation(
+                "signature",
+                f"arguments of {self.name} fit its contract but not its Python types",
+                problems,
             )
         return inflated
 
