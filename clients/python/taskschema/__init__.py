@@ -5,15 +5,14 @@ from ._compat import check_compatibility
 from ._contract import TaskContract, TaskOptions, meta_schema
 from ._exceptions import (
     CallValidationError,
-    ContractViolation,
     ContractError,
+    ContractViolation,
     InvalidJSONError,
     RegistryError,
     TaskSchemaError,
     Violation,
 )
 from ._json import canonical_json, loads_strict
-from ._typed import TypedResult, TypedTask
 from ._models import (
     CompatibilityConfig,
     CompatibilityMode,
@@ -31,18 +30,19 @@ from ._models import (
     VersionInfo,
 )
 from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
+from ._typed import TypedResult, TypedTask
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CallValidationError",
-    "ContractViolation",
     "ChainedSources",
     "CompatibilityConfig",
     "CompatibilityMode",
     "CompatibilityReport",
     "ContractError",
     "ContractSource",
+    "ContractViolation",
     "DeletedVersion",
     "Direction",
     "EffectiveConfig",

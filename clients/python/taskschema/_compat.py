@@ -8,15 +8,22 @@ readers can read what upgraded workers return); FORWARD is the reverse.
 The checker is sound: it answers "compatible" only when it has proved inclusion. What it
 cannot decide (two different regexes, a keyword it does not know) is a violation that
 says so. Recursive schemas terminate: a pair of schemas already under comparison is
-assumed to be included (coinduction), which is sound because documents are finite.
+assumed to be included (coinduction), which is sound because documents are finite and
+every cycle of a usable contract descends into the document (a `$ref` cycle that does not
+is reported: the validator recurses forever on it). A result that leaned on such an
+assumption is only remembered once the assumption itself is settled.
+
+`params` are compared as the decoder sees them: calls that omit a top-level parameter
+with a `default` get the default filled in before validation.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from ._contract import TaskContract, bundle
@@ -83,27 +90,50 @@ def check_compatibility(
 def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[Incompatibility]:
     """Violations of the change old → new in one direction."""
     violations: list[Incompatibility] = []
+    document = _document(new)
     for side in ("params", "returns"):
         # Who must accept whose documents: BACKWARD params old ⊆ new, returns new ⊆ old.
         old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
         sub, sup = (old, new) if old_is_sub else (new, old)
-        checker = _Checker(sub, sup, new_is_sup=old_is_sub, fill_defaults=side == "params")
-        issues = checker.subset(
-            _Node(sub, (side,), getattr(sub, side)),
-            _Node(sup, (side,), getattr(sup, side)),
-            root=True,
-        )
+        sub_root = _Node(sub, (side,), getattr(sub, side))
+        sup_root = _Node(sup, (side,), getattr(sup, side))
+        if _equal(sub_root, sup_root) and (side == "returns" or _same_call(sub, sup)):
+            continue  # the same schema: the same decoder, the same documents
+        issues = [
+            _Issue(sub_root.ptr, ptr, "ref-cycle", message, old_is_sub)
+            for ptr, message in _ref_cycles(sup, side)
+        ]
+        filled: dict[str, Any] = {}
+        if side == "params":
+            sub_root = _as_sent(sub_root)
+            filled, conflicts = _filled_defaults(sub_root, sup)
+            issues.extend(
+                _Issue(sub_root.ptr, ptr, "default-fill-conflict", message, old_is_sub)
+                for ptr, message in conflicts
+            )
+        checker = _Checker(sub, sup, new_is_sup=old_is_sub, filled=filled)
+        issues.extend(checker.subset(sub_root, sup_root, root=True))
         if side == "params":
             issues.extend(_positions(sub, sup, new_is_sup=old_is_sub))
-        violations.extend(issue.to_violation(side, direction) for issue in issues)
+        violations.extend(issue.to_violation(side, direction, document) for issue in issues)
     return violations
 
 
 def _unique(items: Iterable[Incompatibility]) -> list[Incompatibility]:
     seen: dict[tuple[Any, ...], Incompatibility] = {}
     for item in items:
-        seen.setdefault((item.side, item.direction, item.path, item.rule, item.message), item)
-    return sorted(seen.values(), key=lambda v: (v.side, v.path, v.rule, v.direction or ""))
+        key = (item.side, item.direction, item.path, item.rule, item.message, item.version)
+        seen.setdefault(key, item)
+    return sorted(
+        seen.values(),
+        key=lambda v: (
+            v.side,
+            v.path,
+            v.rule,
+            v.direction or "",
+            v.version if v.version is not None else -1,
+        ),
+    )
 
 
 # -- the inclusion checker -------------------------------------------------------------
@@ -116,25 +146,50 @@ _ANNOTATIONS = frozenset(
         "contentSchema", "$defs", "definitions",
     }
 )  # fmt: skip
-_APPLICATORS = frozenset({"$ref", "allOf", "anyOf", "oneOf", "not", "if", "dependentSchemas"})
+# Keywords that apply subschemas to the instance itself (not to a part of it): what they
+# evaluate counts for `unevaluated*`, and a `$ref` cycle through them never ends.
+_APPLICATORS = frozenset(
+    {"$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"}
+)
+_UNEVALUATED = frozenset({"unevaluatedProperties", "unevaluatedItems"})
 _UNDERSTOOD = frozenset(
     {
         "type", "enum", "const", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
         "multipleOf", "minLength", "maxLength", "pattern", "format", "items", "prefixItems",
-        "minItems", "maxItems", "uniqueItems", "properties", "required", "additionalProperties",
+        "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains",
+        "unevaluatedItems", "properties", "required", "additionalProperties",
         "patternProperties", "propertyNames", "minProperties", "maxProperties",
-        "dependentRequired", "unevaluatedProperties", "$ref", "allOf", "anyOf", "oneOf", "not",
+        "dependentRequired", "dependentSchemas", "unevaluatedProperties", "$ref", "allOf",
+        "anyOf", "oneOf", "not", "if", "then", "else",
     }
 )  # fmt: skip
-# Understood only when unchanged: each is a conjunct, so an identical copy on both sides
-# (or its removal from the wider side) keeps inclusion; any other change is undecided.
-_COMPARED_VERBATIM = frozenset(
-    {"if", "then", "else", "contains", "minContains", "maxContains", "dependentSchemas",
-     "unevaluatedItems"}
+# Keywords whose meaning depends on a sibling: merging two schemas must not pair one
+# schema's `if` with another's `then`, or `contains` with another's `minContains`.
+_GROUPS = (frozenset({"if", "then", "else"}), frozenset({"contains", "minContains", "maxContains"}))
+# Keywords holding one subschema, a map of them, or a list of them (others hold data).
+_SCHEMA_VALUED = frozenset(
+    {
+        "items", "additionalProperties", "unevaluatedProperties", "unevaluatedItems", "not",
+        "contains", "if", "then", "else", "propertyNames",
+    }
 )  # fmt: skip
+_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
+_SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
+# At the params root, keywords a filled-in default could break.
+_FILL_BREAKERS = _APPLICATORS | {"maxProperties"}
 _STRING_LIMITS = (("minLength", "lower"), ("maxLength", "upper"))
 _ARRAY_LIMITS = (("minItems", "lower"), ("maxItems", "upper"))
 _OBJECT_LIMITS = (("minProperties", "lower"), ("maxProperties", "upper"))
+_LIMIT_KEYWORDS = frozenset(
+    {
+        "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minLength",
+        "maxLength", "minItems", "maxItems", "minProperties", "maxProperties",
+    }
+)  # fmt: skip
+_NO_LOW = sys.maxsize
+# Integers a float represents exactly: `multipleOf` with such a step is decided exactly
+# by the validator (`instance % step`), for integer and float instances alike.
+_EXACT_STEP = 2**53
 
 Pointer = tuple[str | int, ...]
 
@@ -161,6 +216,10 @@ class _Node:
     def get(self, keyword: str, default: Any = None) -> Any:
         return self.schema.get(keyword, default) if isinstance(self.schema, dict) else default
 
+    def true_at(self, *parts: str | int) -> _Node:
+        """A schema accepting everything, said to sit at `parts` (which may not exist)."""
+        return _Node(self.contract, (*self.ptr, *parts), True)
+
 
 @dataclass
 class _Issue:
@@ -171,12 +230,12 @@ class _Issue:
     new_is_sup: bool
     suffix: Pointer = ()
 
-    def to_violation(self, side: Side, direction: Direction) -> Incompatibility:
+    def to_violation(self, side: Side, direction: Direction, new: Any) -> Incompatibility:
         ptr = self.sup_ptr if self.new_is_sup else self.sub_ptr
         return Incompatibility(
             side=side,
             direction=direction,
-            path=json_pointer([*ptr, *self.suffix]),
+            path=json_pointer(_existing(new, (*ptr, *self.suffix))),
             rule=self.rule,
             message=self.message,
         )
@@ -187,9 +246,13 @@ class _Checker:
     sub_contract: TaskContract
     sup_contract: TaskContract
     new_is_sup: bool
-    fill_defaults: bool
-    _assumed: set[tuple[int, ...]] = field(default_factory=set)
-    _done: dict[tuple[int, ...], list[_Issue]] = field(default_factory=dict)
+    # Top-level parameters whose default the `sup` decoder fills into calls that omit them.
+    filled: dict[str, Any] = field(default_factory=dict)
+    _index: dict[tuple[Any, ...], int] = field(default_factory=dict)
+    _low: int = _NO_LOW
+    _done: dict[tuple[Any, ...], list[_Issue]] = field(default_factory=dict)
+    # Keeps every schema named by a key in `_done` alive, so that no id is reused.
+    _keep: list[Any] = field(default_factory=list)
 
     @property
     def sub_name(self) -> str:
@@ -219,29 +282,43 @@ class _Checker:
                     f"nothing here, the {self.sub_name} one accepted values",
                 )
             ]
-        key = (id(a.schema), id(b.schema), *(id(s.schema) for s in a.siblings))
+        key = (root, id(a.schema), id(b.schema), *(id(s.schema) for s in a.siblings))
         if key in self._done:
             return self._done[key]
-        if key in self._assumed or _equal(a, b):
+        depth = self._index.get(key)
+        if depth is not None:
+            # Under comparison further up: assumed to hold (coinduction). Whatever is
+            # proved from here on leans on that assumption until it is settled.
+            self._low = min(self._low, depth)
             return []
-        self._assumed.add(key)
+        if not (root and self.filled) and _equal(a, b):
+            return []
+        depth = len(self._index)
+        self._index[key] = depth
+        outer_low, self._low = self._low, _NO_LOW
         try:
             issues = self._subset(a, b, root)
         finally:
-            self._assumed.discard(key)
-        if not root:
+            del self._index[key]
+            low = self._low
+            self._low = min(outer_low, low if low < depth else _NO_LOW)
+        # A failure is a failure whatever was assumed; a success only when it leaned on
+        # nothing still open below this pair.
+        if issues or low >= depth:
             self._done[key] = issues
+            self._keep.append((a, b))
         return issues
 
     def _subset(self, a: _Node, b: _Node, root: bool) -> list[_Issue]:
         if a.schema is True:
             a = _Node(a.contract, a.ptr, {})
-        # B = b1 and b2 and ...: A must be within each conjunct.
-        conjuncts = _conjuncts(b)
+        # B = b1 and b2 and ...: A must be within each conjunct. Split apart, a conjunct
+        # can only be stricter than in place (`unevaluated*` sees less), which is safe.
+        conjuncts = _conjuncts(b, strict=True)
         if conjuncts is not None:
             return [issue for part in conjuncts for issue in self.subset(a, part, root=root)]
         # A = a1 and a2 and ...: within B if the merged whole is, else if any conjunct is.
-        conjuncts = _conjuncts(a)
+        conjuncts = _conjuncts(a, strict=False)
         if conjuncts is not None:
             merged = _merge(conjuncts)
             if merged is not None:
@@ -344,7 +421,12 @@ class _Checker:
         types_a, types_b = _types(a.schema), _types(b.schema)
         lost = sorted(t for t in types_a if not _covers(types_b, t))
         if lost:
-            kept = [t for t in types_a if _covers(types_b, t)]
+            # Some values keep a type (number → integer keeps the integers): narrowed.
+            kept = [
+                t
+                for t in types_a
+                if _covers(types_b, t) or (_covers({t}, "integer") and "integer" in types_b)
+            ]
             rule = "type-narrowed" if kept else "type-changed"
             issues.append(
                 self.issue(
@@ -367,16 +449,35 @@ class _Checker:
             issues.extend(self._arrays(a, b))
         if "object" in live:
             issues.extend(self._objects(a, b, root))
+        if live:
+            issues.extend(self._conditional(a, b))
         issues.extend(self._unknown(a, b))
         return issues
 
     def _values(self, a: _Node, b: _Node, values: list[Any]) -> list[_Issue]:
         validator = compile_schema(_bundle_node(b))
-        refused = [value for value in values if not validator.is_valid(value)]
+        refused = [value for value in values if not _accepts(validator, value)]
         if not refused:
             return []
         keyword = next((k for k in ("const", "enum") if k in a.schema), "type")
-        rule = "const-changed" if keyword == "const" else "enum-narrowed"
+        failed = _failing_keyword(validator, refused[0])
+        if failed == "type" and "type" in b.schema:
+            rule = "type-narrowed" if len(refused) < len(values) else "type-changed"
+        elif failed in _LIMIT_KEYWORDS:
+            rule = "limit-tightened" if failed in a.schema else "limit-added"
+        elif failed == "multipleOf":
+            rule = "multiple-of-changed" if failed in a.schema else "multiple-of-added"
+        elif failed in ("pattern", "format"):
+            rule = f"{failed}-changed" if failed in a.schema else f"{failed}-added"
+        elif failed == "uniqueItems":
+            rule = "unique-items-added"
+        elif failed == "const":
+            rule = "const-changed" if "const" in a.schema else "const-added"
+        elif failed == "enum":
+            rule = "enum-narrowed" if "enum" in a.schema else "enum-added"
+        else:
+            rule = "const-changed" if keyword == "const" else "enum-narrowed"
+        suffix = (failed,) if failed in b.schema else (keyword,)
         return [
             self.issue(
                 a,
@@ -384,7 +485,7 @@ class _Checker:
                 rule,
                 f"{_show(refused)} accepted by the {self.sub_name} "
                 f"schema, refused by the {self.sup_name} one",
-                keyword,
+                *suffix,
             )
         ]
 
@@ -401,19 +502,17 @@ class _Checker:
             rule = "limit-added" if bound_a is None else "limit-tightened"
             was = "" if bound_a is None else f" (was {_num(bound_a[0])})"
             issues.append(self.issue(a, b, rule, f"{keyword} {_num(bound_b[0])}{was}", keyword))
-        step_b = _decimal(b.get("multipleOf"))
+        step_b = b.get("multipleOf")
         if step_b is not None:
-            step_a = _decimal(a.get("multipleOf"))
-            integers_only = live <= {"integer"} and step_b == 1
-            divides = step_a is not None and (step_a / step_b) == (step_a / step_b).to_integral()
-            if not (divides or integers_only):
+            step_a = a.get("multipleOf")
+            if not _steps_within(step_a, step_b, live):
                 rule = "multiple-of-added" if step_a is None else "multiple-of-changed"
                 issues.append(
                     self.issue(
                         a,
                         b,
                         rule,
-                        f"multipleOf {_num(step_b)} is not a "
+                        f"multipleOf {_num(step_b)} is not proved a "
                         f"divisor of the {self.sub_name} multipleOf "
                         f"{_num(step_a) if step_a is not None else '(none)'}",
                         "multipleOf",
@@ -438,7 +537,9 @@ class _Checker:
     def _same_or_absent(self, a: _Node, b: _Node, keywords: Iterable[str]) -> list[_Issue]:
         issues = []
         for keyword in keywords:
-            if keyword in b.schema and a.get(keyword) != b.schema[keyword]:
+            if keyword in b.schema and not (
+                keyword in a.schema and _json_equal(a.schema[keyword], b.schema[keyword])
+            ):
                 added = keyword not in a.schema
                 rule = f"{keyword}-{'added' if added else 'changed'}"
                 detail = "" if added else f" from {a.schema[keyword]!r}"
@@ -472,8 +573,12 @@ class _Checker:
         for index in range(max(len(prefix_a), len(prefix_b))):
             if max_items is not None and index >= max_items:
                 break
-            item_a = a.child("prefixItems", index) if index < len(prefix_a) else _items(a)
-            item_b = b.child("prefixItems", index) if index < len(prefix_b) else _items(b)
+            item_a = (
+                a.child("prefixItems", index) if index < len(prefix_a) else _items(a, strict=False)
+            )
+            item_b = (
+                b.child("prefixItems", index) if index < len(prefix_b) else _items(b, strict=True)
+            )
             if item_a.schema is False:
                 break
             found = self.subset(item_a, item_b)
@@ -493,52 +598,69 @@ class _Checker:
             else:
                 issues.extend(found)
         if max_items is None or max_items > max(len(prefix_a), len(prefix_b)):
-            issues.extend(self.subset(_items(a), _items(b)))
+            issues.extend(self.subset(_items(a, strict=False), _items(b, strict=True)))
+        issues.extend(self._contains(a, b))
         return issues
+
+    def _contains(self, a: _Node, b: _Node) -> list[_Issue]:
+        if "contains" not in b.schema:
+            return []
+        min_b, max_b = b.get("minContains", 1), b.get("maxContains")
+        if min_b == 0 and max_b is None:
+            return []  # always satisfied
+        if "contains" in a.schema:
+            min_a, max_a = a.get("minContains", 1), a.get("maxContains")
+            if max_b is None:
+                # At least min_a items match a's `contains`, hence b's.
+                if min_a >= min_b and not self.subset(a.child("contains"), b.child("contains")):
+                    return []
+            elif (
+                # At most max_a items match the same `contains`.
+                _equal(a.child("contains"), b.child("contains"))
+                and min_a >= min_b
+                and max_a is not None
+                and max_a <= max_b
+            ):
+                return []
+        return [
+            self.issue(
+                a,
+                b,
+                "contains-changed",
+                f"the {self.sup_name} schema requires items matching `contains` "
+                f"({min_b} to {max_b if max_b is not None else 'any number'}) that "
+                f"{self.sub_name} arrays are not proved to have",
+                "contains",
+            )
+        ]
 
     def _objects(self, a: _Node, b: _Node, root: bool) -> list[_Issue]:
         issues = self._limits(a, b, _OBJECT_LIMITS)
+        filled = self.filled if root else {}
         props_a, props_b = a.get("properties", {}), b.get("properties", {})
         required_a, required_b = set(a.get("required", [])), b.get("required", [])
         for index, name in enumerate(required_b):
-            if name in required_a:
+            if name in required_a or name in filled:
                 continue
-            filled = root and self.fill_defaults and "default" in props_b.get(name, {})
-            if not filled:
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "property-made-required",
-                        f"{name!r} is required now; {self.sub_name} documents may lack it",
-                        "required",
-                        index,
-                    )
-                )
-        patterns_a, patterns_b = a.get("patternProperties", {}), b.get("patternProperties", {})
-        if set(patterns_a) != set(patterns_b):
             issues.append(
                 self.issue(
                     a,
                     b,
-                    "pattern-properties-changed",
-                    "patternProperties keys differ; inclusion between regexes cannot be decided",
-                    "patternProperties",
+                    "property-made-required",
+                    f"{name!r} is required by the {self.sup_name} schema "
+                    "(with no default to fill it in); "
+                    f"{self.sub_name} documents may lack it",
+                    "required",
+                    index,
                 )
             )
-        else:
-            for pattern in patterns_b:
-                issues.extend(
-                    self.subset(
-                        a.child("patternProperties", pattern), b.child("patternProperties", pattern)
-                    )
-                )
+        issues.extend(self._patterns(a, b))
         for name in dict.fromkeys([*props_a, *props_b]):
-            issues.extend(self._property(a, b, name))
-        extra_a, extra_b = _additional(a), _additional(b)
+            issues.extend(self._property(a, b, name, filled))
+        extra_a, extra_b = _additional(a, strict=False), _additional(b, strict=True)
         if extra_b is not None and (extra_a is None or extra_a.schema is not False):
-            found = self.subset(extra_a or _Node(a.contract, a.ptr, True), extra_b)
-            if found and extra_b is not None and extra_b.schema is False:
+            found = self.subset(extra_a or a.true_at("additionalProperties"), extra_b)
+            if found and extra_b.schema is False:
                 issues.append(
                     self.issue(
                         a,
@@ -547,7 +669,7 @@ class _Checker:
                         f"the {self.sup_name} object "
                         "refuses properties it does not declare; the "
                         f"{self.sub_name} one accepted them",
-                        "additionalProperties",
+                        extra_b.ptr[-1],
                     )
                 )
             else:
@@ -565,20 +687,108 @@ class _Checker:
                         key,
                     )
                 )
+        for key in b.get("dependentSchemas", {}):
+            target = b.child("dependentSchemas", key)
+            if key in a.get("dependentSchemas", {}):
+                found = self.subset(a.child("dependentSchemas", key), target)
+                if not found:
+                    continue
+            # Without a matching dependency in A, all of A must pass it.
+            whole = self.subset(a, target)
+            if whole:
+                issues.append(
+                    self.issue(
+                        a,
+                        b,
+                        "dependency-added",
+                        f"when {key!r} is present the object must also match a schema "
+                        f"the {self.sub_name} one did not require",
+                        "dependentSchemas",
+                        key,
+                    )
+                )
         return issues
 
-    def _property(self, a: _Node, b: _Node, name: str) -> list[_Issue]:
-        in_a = _schemas_for(a, name)
-        if any(node.schema is False for node in in_a):
-            return []  # A never carries `name`
+    def _patterns(self, a: _Node, b: _Node) -> list[_Issue]:
+        """Names matched by `patternProperties` (regex overlap is never computed: a new
+        pattern must accept what every old pattern and the old `additionalProperties` did)."""
+        patterns_a, patterns_b = a.get("patternProperties", {}), b.get("patternProperties", {})
         issues: list[_Issue] = []
+        for pattern in patterns_b:
+            target = b.child("patternProperties", pattern)
+            if pattern in patterns_a:
+                issues.extend(self.subset(a.child("patternProperties", pattern), target))
+                continue
+            covering = [a.child("patternProperties", other) for other in patterns_a]
+            extra_a = _additional(a, strict=False)
+            if extra_a is None or extra_a.schema is not False:
+                covering.append(extra_a or a.true_at("additionalProperties"))
+            if any(self.subset(node, target) for node in covering):
+                issues.append(
+                    self.issue(
+                        a,
+                        b,
+                        "pattern-properties-changed",
+                        f"pattern {pattern!r} is new; names it matches may carry values "
+                        f"the {self.sub_name} schema accepted and it refuses "
+                        "(regex overlap is not decided)",
+                        "patternProperties",
+                        pattern,
+                    )
+                )
+        extra_b = _additional(b, strict=True)
+        for pattern in patterns_a:
+            if pattern in patterns_b or extra_b is None:
+                continue
+            if self.subset(a.child("patternProperties", pattern), extra_b):
+                issues.append(
+                    self.issue(
+                        a,
+                        b,
+                        "pattern-properties-changed",
+                        f"pattern {pattern!r} was removed; names it matched now fall under "
+                        f"{extra_b.ptr[-1]}, which refuses values the {self.sub_name} "
+                        "schema accepted",
+                        "patternProperties",
+                    )
+                )
+        return issues
+
+    def _property(self, a: _Node, b: _Node, name: str, filled: Mapping[str, Any]) -> list[_Issue]:
+        issues: list[_Issue] = []
+        targets = _schemas_for(b, name, strict=True)
+        if name in filled:
+            # Calls that omit `name` get the default: it must pass every schema for `name`.
+            default = filled[name]
+            refused = not all(
+                _accepts(compile_schema(_bundle_node(target)), default) for target in targets
+            )
+            if "propertyNames" in b.schema:
+                names = compile_schema(_bundle_node(b.child("propertyNames")))
+                refused = refused or not _accepts(names, name)
+            if refused:
+                issues.append(
+                    self.issue(
+                        a,
+                        b,
+                        "default-refused",
+                        f"the default {_show(default)} of {name!r}, filled into calls that "
+                        f"omit it, is refused by the {self.sup_name} schema",
+                        "properties",
+                        name,
+                        "default",
+                    )
+                )
+        in_a = _schemas_for(a, name, strict=False)
+        if any(node.schema is False for node in in_a):
+            return issues  # A never carries `name`
         declared_a = name in a.get("properties", {})
-        for target in _schemas_for(b, name):
+        for target in targets:
             attempts = [self.subset(node, target) for node in in_a]
             found = attempts[0] if all(attempts) else []
             if not found:
                 continue
-            if not declared_a:
+            if not declared_a and target.ptr[-2:] == ("properties", name):
                 issues.append(
                     self.issue(
                         a,
@@ -592,7 +802,7 @@ class _Checker:
                         name,
                     )
                 )
-            elif target.schema is False:
+            elif target.schema is False and target.ptr[-2:] != ("properties", name):
                 issues.append(
                     self.issue(
                         a,
@@ -624,28 +834,41 @@ class _Checker:
             ]
         return self.subset(a.child("propertyNames"), b.child("propertyNames"))
 
+    def _conditional(self, a: _Node, b: _Node) -> list[_Issue]:
+        """`if`/`then`/`else`: with the same `if`, `then` and `else` compare pairwise;
+        otherwise all of A must pass B's `then` and `else`."""
+        if "if" not in b.schema:
+            return []
+        same_if = "if" in a.schema and _equal(a.child("if"), b.child("if"))
+        issues: list[_Issue] = []
+        pairwise: list[_Issue] = []
+        for keyword in ("then", "else"):
+            if keyword not in b.schema:
+                continue
+            target = b.child(keyword)
+            if same_if:
+                mine = a.child(keyword) if keyword in a.schema else a.true_at(keyword)
+                pairwise = self.subset(mine, target)
+                if not pairwise:
+                    continue
+            whole = self.subset(a, target)
+            if whole:
+                issues.extend(pairwise if same_if else whole)
+        return issues
+
     def _unknown(self, a: _Node, b: _Node) -> list[_Issue]:
         issues = []
         for keyword, value in b.schema.items():
             if keyword in _UNDERSTOOD or keyword in _ANNOTATIONS or keyword.startswith("x-"):
                 continue
-            if keyword in a.schema and (
-                _equal(a.child(keyword), b.child(keyword))
-                if isinstance(value, dict | bool)
-                else a.schema[keyword] == value
-            ):
+            if keyword in a.schema and _json_equal(a.schema[keyword], value):
                 continue
-            what = (
-                "is only checked when unchanged"
-                if keyword in _COMPARED_VERBATIM
-                else ("is not understood by the checker")
-            )
             issues.append(
                 self.issue(
                     a,
                     b,
                     "undecidable-keyword",
-                    f"{keyword!r} {what}; it was "
+                    f"{keyword!r} is not understood by the checker; it was "
                     "added or changed, so compatibility cannot be proved",
                     keyword,
                 )
@@ -659,6 +882,23 @@ _MISSING: Any = object()
 # -- schema helpers -----------------------------------------------------------------------
 
 
+def _document(contract: TaskContract) -> dict[str, Any]:
+    return {"params": contract.params, "returns": contract.returns, "$defs": contract.defs}
+
+
+def _existing(document: Any, ptr: Pointer) -> Pointer:
+    """The longest prefix of `ptr` that exists in `document`."""
+    node = document
+    for length, part in enumerate(ptr):
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            continue
+        if not (isinstance(node, dict) and part in node):
+            return ptr[:length]
+        node = node[part]
+    return ptr
+
+
 def _follow(node: _Node) -> _Node:
     """Resolve a schema that is only a `$ref` (plus annotations) to its target."""
     seen: set[int] = set()
@@ -668,7 +908,9 @@ def _follow(node: _Node) -> _Node:
         and not (set(node.schema) - _ANNOTATIONS - {"$ref"})
     ):
         if id(node.schema) in seen:
-            return _Node(node.contract, node.ptr, True)  # `$ref` cycle: constrains nothing
+            # A `$ref` cycle: the validator never ends on it (reported as `ref-cycle`
+            # where it must accept); where it is the subset, assuming anything is safe.
+            return _Node(node.contract, node.ptr, True)
         seen.add(id(node.schema))
         node = _target(node)
     return node
@@ -688,8 +930,13 @@ def _is_true(schema: Any) -> bool:
     return schema is True or (isinstance(schema, dict) and not set(schema) - _ANNOTATIONS)
 
 
-def _conjuncts(node: _Node) -> list[_Node] | None:
-    """`allOf` members, a `$ref` with siblings, and the siblings, as separate schemas."""
+def _conjuncts(node: _Node, *, strict: bool) -> list[_Node] | None:
+    """`allOf` members, a `$ref` with siblings, and the siblings, as separate schemas.
+
+    Apart, the siblings' `unevaluated*` no longer see what the other parts evaluate:
+    stricter than in place. That is kept where a stricter schema is safe (`strict`, the
+    side that must accept) and dropped where only a wider one is.
+    """
     schema = node.schema
     if not isinstance(schema, dict) or not ({"allOf", "$ref"} & set(schema)):
         return None
@@ -697,36 +944,53 @@ def _conjuncts(node: _Node) -> list[_Node] | None:
     if "$ref" in schema:
         parts.append(_target(node))
     parts.extend(node.child("allOf", index) for index in range(len(schema.get("allOf", []))))
-    rest = {key: value for key, value in schema.items() if key not in ("allOf", "$ref")}
+    dropped = {"allOf", "$ref"} if strict else {"allOf", "$ref", *_UNEVALUATED}
+    rest = {key: value for key, value in schema.items() if key not in dropped}
     if set(rest) - _ANNOTATIONS:
         parts.append(_Node(node.contract, node.ptr, rest))
     return parts
 
 
 def _merge(parts: Sequence[_Node]) -> _Node | None:
-    """One schema equal to the conjunction, when the parts' keywords do not collide."""
+    """One schema containing the conjunction (equal to it or wider), or None.
+
+    Merging never pairs keywords that depend on each other across parts, and drops
+    `unevaluated*` (which would see evaluations they did not see in place).
+    """
     merged: dict[str, Any] = {}
-    for part in parts:
+    owners: dict[str, int] = {}
+    nontrivial = 0
+    for number, part in enumerate(parts):
         resolved = _follow(part)
         schema = resolved.schema
         if schema is True:
             continue
         if schema is False:
             return None
+        nontrivial += 1
         for keyword, value in schema.items():
             if keyword in _ANNOTATIONS:
                 continue
-            if keyword in merged and merged[keyword] != value:
+            if keyword in merged and not _json_equal(merged[keyword], value):
                 return None
             merged[keyword] = value
+            owners.setdefault(keyword, number)
     if {"allOf", "$ref"} & set(merged):
         return None
+    for group in _GROUPS:
+        if len({owners[keyword] for keyword in group & set(owners)}) > 1:
+            return None
+    if nontrivial > 1:
+        merged = {key: value for key, value in merged.items() if key not in _UNEVALUATED}
     return _Node(parts[0].contract, parts[0].ptr, merged)
 
 
 def _branches(node: _Node) -> list[_Node] | None:
-    """The alternatives of a schema with `anyOf`/`oneOf`, each joined with the siblings."""
+    """The alternatives of a schema with `anyOf`/`oneOf`, each joined with the siblings
+    (or, where they cannot be joined, alone: wider, so still a cover)."""
     schema = node.schema
+    if not isinstance(schema, dict):
+        return None
     keyword = "anyOf" if "anyOf" in schema else "oneOf" if "oneOf" in schema else None
     if keyword is None:
         return None
@@ -751,22 +1015,35 @@ def _without(node: _Node, keyword: str) -> _Node | None:
     return _Node(node.contract, node.ptr, rest) if set(rest) - _ANNOTATIONS else None
 
 
-def _items(node: _Node) -> _Node:
+def _items(node: _Node, *, strict: bool) -> _Node:
+    """The schema for items after `prefixItems`.
+
+    `unevaluatedItems` stands in for a missing `items` when nothing else evaluates items,
+    or, on the side that must accept (`strict`), always (it then constrains more).
+    """
     if "items" in node.schema:
         return node.child("items")
-    return _Node(node.contract, (*node.ptr, "items"), True)
+    if "unevaluatedItems" in node.schema and (
+        strict or not (_APPLICATORS | {"contains"}) & set(node.schema)
+    ):
+        return node.child("unevaluatedItems")
+    return node.true_at("items")
 
 
-def _additional(node: _Node) -> _Node | None:
-    """The schema for undeclared properties, or None when any value is allowed."""
+def _additional(node: _Node, *, strict: bool) -> _Node | None:
+    """The schema for undeclared properties, or None when any value is allowed.
+
+    `unevaluatedProperties` counts as one when no applicator evaluates properties, or, on
+    the side that must accept (`strict`), always (it then constrains more).
+    """
     if "additionalProperties" in node.schema:
         return node.child("additionalProperties")
-    if "unevaluatedProperties" in node.schema and not _APPLICATORS & set(node.schema):
+    if "unevaluatedProperties" in node.schema and (strict or not _APPLICATORS & set(node.schema)):
         return node.child("unevaluatedProperties")
     return None
 
 
-def _schemas_for(node: _Node, name: str) -> list[_Node]:
+def _schemas_for(node: _Node, name: str, *, strict: bool) -> list[_Node]:
     """Every schema a property `name` must pass here (`true` when nothing constrains it)."""
     found = []
     if name in node.get("properties", {}):
@@ -775,8 +1052,8 @@ def _schemas_for(node: _Node, name: str) -> list[_Node]:
         if re.search(pattern, name):
             found.append(node.child("patternProperties", pattern))
     if not found:
-        extra = _additional(node)
-        found.append(extra or _Node(node.contract, (*node.ptr, "additionalProperties"), True))
+        extra = _additional(node, strict=strict)
+        found.append(extra or node.true_at("additionalProperties"))
     return found
 
 
@@ -810,6 +1087,26 @@ def _bundle_node(node: _Node) -> Any:
     return bundle({"s": node.schema, "$defs": node.contract.defs}, "s")
 
 
+def _accepts(validator: Any, value: Any) -> bool:
+    """Whether the decoder's validator accepts `value` (a schema it recurses on forever
+    accepts nothing)."""
+    try:
+        return bool(validator.is_valid(value))
+    except RecursionError:
+        return False
+
+
+def _failing_keyword(validator: Any, value: Any) -> str:
+    try:
+        errors = list(validator.iter_errors(value))
+    except RecursionError:
+        return ""
+    for error in errors:
+        if error.relative_schema_path:
+            return str(error.relative_schema_path[0])
+    return ""
+
+
 def _bound(schema: Mapping[str, Any], inclusive: str, exclusive: str) -> tuple[Any, bool] | None:
     values = []
     if inclusive in schema:
@@ -830,16 +1127,45 @@ def _within(a: tuple[Any, bool], b: tuple[Any, bool], side: str) -> bool:
     return a[1] or not b[1]
 
 
-def _decimal(value: Any) -> Decimal | None:
-    if value is None:
-        return None
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        return None
+def _exact_step(step: Any) -> bool:
+    return isinstance(step, int) and not isinstance(step, bool) and 0 < step <= _EXACT_STEP
 
 
-def _disjoint(a: _Node, b: _Node, excluded: Sequence[_Node] = ()) -> bool:
+def _steps_within(step_a: Any, step_b: Any, live: set[str]) -> bool:
+    """Whether every number the validator accepts under `multipleOf: step_a` (or any
+    number, when None) it also accepts under `multipleOf: step_b`.
+
+    A fractional step is checked by the validator in floating point (`x / step`), which
+    is not exact: only the identical step is then proved.
+    """
+    if step_a is not None and _json_equal(step_a, step_b) and type(step_a) is type(step_b):
+        return True
+    if not _exact_step(step_b):
+        return False
+    if step_b == 1 and live <= {"integer"}:
+        return True
+    return _exact_step(step_a) and step_a % step_b == 0
+
+
+def _json_equal(x: Any, y: Any) -> bool:
+    """Equality of JSON values as JSON Schema sees it: 1 == 1.0, but true != 1."""
+    if isinstance(x, bool) or isinstance(y, bool):
+        return isinstance(x, bool) and isinstance(y, bool) and x == y
+    if isinstance(x, int | float) and isinstance(y, int | float):
+        return x == y
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_json_equal(x[k], y[k]) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(_json_equal(i, j) for i, j in zip(x, y, strict=True))
+    return type(x) is type(y) and bool(x == y)
+
+
+def _disjoint(
+    a: _Node,
+    b: _Node,
+    excluded: Sequence[_Node] = (),
+    seen: frozenset[tuple[int, int]] = frozenset(),
+) -> bool:
     """Whether no document can be valid under both (False when it cannot be proved)."""
     a, b = _follow(a), _follow(b)
     if a.schema is False or b.schema is False:
@@ -848,14 +1174,18 @@ def _disjoint(a: _Node, b: _Node, excluded: Sequence[_Node] = ()) -> bool:
         return True
     if a.schema is True or b.schema is True:
         return False
+    key = (id(a.schema), id(b.schema))
+    if key in seen:
+        return False  # a cycle proves nothing
+    seen = seen | {key}
     for x, y in ((a, b), (b, a)):
         branches = _branches(x)
         if branches is not None:
-            return all(_disjoint(branch, y) for branch in branches)
+            return all(_disjoint(branch, y, seen=seen) for branch in branches)
         values = _finite_values(x.schema)
         if values is not None:
             validator = compile_schema(_bundle_node(y))
-            return not any(validator.is_valid(value) for value in values)
+            return not any(_accepts(validator, value) for value in values)
     types_a, types_b = _types(a.schema), _types(b.schema)
     common = {t for t in types_a if _covers(types_b, t)} | {
         t for t in types_b if _covers(types_a, t)
@@ -866,11 +1196,9 @@ def _disjoint(a: _Node, b: _Node, excluded: Sequence[_Node] = ()) -> bool:
         return False
     for x, y in ((a, b), (b, a)):
         for name in x.get("required", []):
-            in_y = _schemas_for(y, name)
-            if (
-                name in x.get("properties", {})
-                and in_y
-                and any(_disjoint(x.child("properties", name), node) for node in in_y)
+            in_y = _schemas_for(y, name, strict=False)
+            if name in x.get("properties", {}) and any(
+                _disjoint(x.child("properties", name), node, seen=seen) for node in in_y
             ):
                 return True
     return False
@@ -887,34 +1215,169 @@ def _equal(a: _Node, b: _Node, assumed: set[tuple[int, int]] | None = None) -> b
     if key in assumed:
         return True
     assumed.add(key)
-    keys_a = set(a.schema) - _ANNOTATIONS
-    if keys_a != set(b.schema) - _ANNOTATIONS:
+    keys_a = {k for k in a.schema if k not in _ANNOTATIONS and not k.startswith("x-")}
+    keys_b = {k for k in b.schema if k not in _ANNOTATIONS and not k.startswith("x-")}
+    if keys_a != keys_b:
         return False
     for keyword in keys_a:
         value_a, value_b = a.schema[keyword], b.schema[keyword]
         if keyword == "$ref":
             if not _equal(_target(a), _target(b), assumed):
                 return False
-        elif keyword in ("properties", "patternProperties", "dependentSchemas"):
-            if set(value_a) != set(value_b) or not all(
+        elif keyword in _SCHEMA_MAPS:
+            if not (isinstance(value_a, dict) and isinstance(value_b, dict)):
+                return False
+            if value_a.keys() != value_b.keys() or not all(
                 _equal(a.child(keyword, name), b.child(keyword, name), assumed) for name in value_a
             ):
                 return False
-        elif keyword in ("allOf", "anyOf", "oneOf", "prefixItems"):
+        elif keyword in _SCHEMA_LISTS:
+            if not (isinstance(value_a, list) and isinstance(value_b, list)):
+                return False
             if len(value_a) != len(value_b) or not all(
                 _equal(a.child(keyword, i), b.child(keyword, i), assumed)
                 for i in range(len(value_a))
             ):
                 return False
-        elif isinstance(value_a, dict | bool) and keyword not in ("const", "uniqueItems"):
-            if isinstance(value_a, bool) or isinstance(value_b, bool):
-                if value_a != value_b:
-                    return False
-            elif not _equal(a.child(keyword), b.child(keyword), assumed):
+        elif keyword in _SCHEMA_VALUED:
+            if not _equal(a.child(keyword), b.child(keyword), assumed):
                 return False
-        elif value_a != value_b or type(value_a) is not type(value_b):
+        elif not _json_equal(value_a, value_b):
             return False
     return True
+
+
+def _defaults(contract: TaskContract) -> dict[str, Any]:
+    """Top-level parameters with a default, which the decoder fills into calls that omit
+    them."""
+    return {
+        name: schema["default"]
+        for name, schema in contract.params["properties"].items()
+        if isinstance(schema, dict) and "default" in schema
+    }
+
+
+def _same_call(sub: TaskContract, sup: TaskContract) -> bool:
+    """Whether two params schemas equal apart from annotations also bind positional
+    arguments and fill defaults alike."""
+    return sub.parameters == sup.parameters and _json_equal(_defaults(sub), _defaults(sup))
+
+
+def _as_sent(root: _Node) -> _Node:
+    """The params a producer may send that its decoder accepts: parameters with a default
+    may be omitted (the decoder fills them in). Wider than exact, never narrower."""
+    params = root.schema
+    defaults = set(_defaults(root.contract))
+    if not defaults:
+        return root
+    schema = {key: value for key, value in params.items() if key != "minProperties"}
+    if "required" in schema:
+        schema["required"] = [name for name in schema["required"] if name not in defaults]
+    if "dependentRequired" in schema:
+        schema["dependentRequired"] = {
+            key: [name for name in needed if name not in defaults]
+            for key, needed in schema["dependentRequired"].items()
+        }
+    if _APPLICATORS & set(schema):
+        # A filled-in default may be what satisfies them: drop them (and what they
+        # evaluate for `unevaluatedProperties`).
+        schema = {
+            key: value
+            for key, value in schema.items()
+            if key not in _APPLICATORS and key not in _UNEVALUATED
+        }
+    return _Node(root.contract, root.ptr, schema)
+
+
+def _filled_defaults(
+    sent: _Node, sup: TaskContract
+) -> tuple[dict[str, Any], list[tuple[Pointer, str]]]:
+    """Defaults the `sup` decoder fills into calls that omit them, when filling them in
+    provably keeps a call valid apart from the parameter's own value; otherwise the
+    parameters whose filling cannot be judged."""
+    params = sup.params
+    defaults = _defaults(sup)
+    breakers = sorted(
+        {key for key in params if key in _FILL_BREAKERS}
+        | {
+            f"{key}[{name!r}]"
+            for key in ("dependentRequired", "dependentSchemas")
+            for name in params.get(key, {})
+            if name in defaults
+        }
+    )
+    if not breakers:
+        return defaults, []
+    always_sent = set(sent.get("required", []))
+    conflicts: list[tuple[Pointer, str]] = [
+        (
+            ("params", "properties", name, "default"),
+            f"the decoder fills the default of {name!r} into calls that omit it, and "
+            f"{', '.join(breakers)} at the params root may then refuse the call; "
+            "this cannot be proved safe",
+        )
+        for name in defaults
+        if name not in always_sent
+    ]
+    return {}, conflicts
+
+
+def _children(node: _Node) -> Iterator[tuple[_Node, bool]]:
+    """Subschemas of `node`, each with whether it applies to the same instance."""
+    schema = node.schema
+    if not isinstance(schema, dict):
+        return
+    for keyword, value in schema.items():
+        if keyword == "$ref" and isinstance(value, str):
+            yield _target(node), True
+        elif keyword in _SCHEMA_LISTS and isinstance(value, list):
+            for index in range(len(value)):
+                yield node.child(keyword, index), keyword != "prefixItems"
+        elif keyword in _SCHEMA_MAPS and isinstance(value, dict):
+            for name in value:
+                yield node.child(keyword, name), keyword == "dependentSchemas"
+        elif keyword in _SCHEMA_VALUED:
+            yield node.child(keyword), keyword in _APPLICATORS
+
+
+@lru_cache(maxsize=256)
+def _ref_cycles(contract: TaskContract, side: str) -> list[tuple[Pointer, str]]:
+    """`$ref`s reachable from `side` that lead back, without descending into the
+    document, to a schema they are part of: the validator never finishes there."""
+    reachable: dict[int, _Node] = {}
+    pending = [_Node(contract, (side,), getattr(contract, side))]
+    while pending:
+        node = pending.pop()
+        if not isinstance(node.schema, dict) or id(node.schema) in reachable:
+            continue
+        reachable[id(node.schema)] = node
+        pending.extend(child for child, _ in _children(node))
+    found: list[tuple[Pointer, str]] = []
+    state: dict[int, int] = {}  # 1: on the path, 2: done
+
+    def visit(node: _Node) -> None:
+        state[id(node.schema)] = 1
+        for child, in_place in _children(node):
+            if not in_place or not isinstance(child.schema, dict):
+                continue
+            mark = state.get(id(child.schema))
+            if mark == 1:
+                found.append(
+                    (
+                        node.ptr,
+                        f"schema {json_pointer(child.ptr)} applies itself to the same "
+                        "value again (a $ref cycle that never descends into the document):"
+                        " the validator recurses forever and accepts nothing",
+                    )
+                )
+            elif mark is None:
+                visit(child)
+        state[id(node.schema)] = 2
+
+    for key, node in reachable.items():
+        if key not in state:
+            visit(node)
+    return found
 
 
 def _positions(sub: TaskContract, sup: TaskContract, *, new_is_sup: bool) -> Iterator[_Issue]:
@@ -948,10 +1411,17 @@ def _default_changes(
         if not isinstance(schema, dict) or not isinstance(before, dict):
             continue
         old_default, new_default = before.get("default", _MISSING), schema.get("default", _MISSING)
-        if old_default != new_default:
+        if old_default is _MISSING and new_default is _MISSING:
+            continue
+        if (
+            old_default is _MISSING
+            or new_default is _MISSING
+            or not _json_equal(old_default, new_default)
+        ):
+            where = ["params", "properties", name]
             yield Incompatibility(
                 side="params",
-                path=json_pointer(["params", "properties", name, "default"]),
+                path=json_pointer([*where, "default"] if new_default is not _MISSING else where),
                 version=version,
                 rule="default-changed",
                 message=f"default of {name!r} changed from {_show_default(old_default)} to "
@@ -973,4 +1443,4 @@ def _show_types(types: set[str]) -> str:
 
 
 def _num(value: Any) -> str:
-    return format(value, "f").rstrip("0").rstrip(".") if isinstance(value, Decimal) else repr(value)
+    return repr(value)

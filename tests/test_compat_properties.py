@@ -1,0 +1,575 @@
+"""Soundness of the compatibility checker, checked against the validator itself.
+
+Random contracts are built, changed by 1-3 random mutations, and compared. Whenever the
+checker calls a side compatible in a direction, documents are drawn from the schema
+that must be included (hypothesis-jsonschema) and each one the decoder accepts there
+must be accepted by the decoder of the including schema (jsonschema 2020-12, formats
+asserted, top-level parameter defaults filled in as the decoder does).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, event, given, note, settings
+from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
+from hypothesis_jsonschema import from_schema
+from jsonschema import Draft202012Validator
+
+from taskschema import CompatibilityMode, ContractError, Direction, TaskContract
+from taskschema._compat import check_compatibility, compare
+from taskschema._contract import bundle
+
+FORMATS = ("date-time", "email", "uuid")
+NAMES = ("a", "b", "c", "d", "e")
+SCALARS: list[Any] = [0, 1, 2, -1, 1.5, "a", "b", "", True, False, None]
+LIMITS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+)
+CUSTOM_FORMATS = {"uuid": st.uuids().map(str)}
+FAST = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+    ],
+)
+
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+# -- random schemas ---------------------------------------------------------------------
+
+
+def limit_value(draw: Draw, keyword: str) -> int:
+    if keyword == "multipleOf":
+        return int(draw(st.sampled_from([1, 2, 3, 4])))
+    if keyword.startswith(("min", "max")) and keyword.endswith(("Length", "Items")):
+        return int(draw(st.integers(0, 4)))
+    return int(draw(st.integers(-3, 5)))
+
+
+def scalar_schema(draw: Draw) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["integer", "number", "string", "boolean", "null", "enum"]))
+    if kind == "enum":
+        return {
+            "enum": draw(st.lists(st.sampled_from(SCALARS), min_size=1, max_size=3, unique_by=repr))
+        }
+    schema: dict[str, Any] = {"type": kind}
+    if kind in ("integer", "number"):
+        for keyword in draw(st.lists(st.sampled_from(LIMITS[:5]), max_size=2, unique=True)):
+            schema[keyword] = limit_value(draw, keyword)
+    if kind == "string":
+        for keyword in draw(st.lists(st.sampled_from(LIMITS[5:7]), max_size=2, unique=True)):
+            schema[keyword] = limit_value(draw, keyword)
+        if draw(st.integers(0, 3)) == 0:
+            schema["format"] = draw(st.sampled_from(FORMATS))
+    if kind != "null" and draw(st.integers(0, 3)) == 0:
+        schema["type"] = [kind, "null"]
+    return schema
+
+
+def any_schema(draw: Draw, depth: int) -> dict[str, Any]:
+    kinds = ["scalar"] * 5
+    if depth > 0:
+        kinds += ["array", "object", "anyOf"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "array":
+        return array_schema(draw, depth - 1)
+    if kind == "object":
+        return object_schema(draw, depth - 1)
+    if kind == "anyOf":
+        return {"anyOf": [any_schema(draw, depth - 1) for _ in range(draw(st.integers(1, 3)))]}
+    return scalar_schema(draw)
+
+
+def array_schema(draw: Draw, depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "array", "items": any_schema(draw, depth)}
+    for keyword in draw(st.lists(st.sampled_from(LIMITS[7:]), max_size=2, unique=True)):
+        schema[keyword] = limit_value(draw, keyword)
+    if draw(st.booleans()):
+        schema["uniqueItems"] = True
+    return schema
+
+
+def object_schema(draw: Draw, depth: int) -> dict[str, Any]:
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=1, max_size=3, unique=True))
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: any_schema(draw, depth) for name in names},
+    }
+    # Mostly required: a value that is present is a value that is checked.
+    required = [name for name in names if draw(st.integers(0, 3)) > 0]
+    if required:
+        schema["required"] = required
+    additional = draw(st.sampled_from(["absent", "false", "true", "schema"]))
+    if additional != "absent":
+        schema["additionalProperties"] = {
+            "false": False,
+            "true": True,
+            "schema": scalar_schema(draw) if additional == "schema" else None,
+        }[additional]
+    return schema
+
+
+def default_for(schema: dict[str, Any]) -> Any:
+    """A default valid for a bare scalar schema, else a sentinel."""
+    declared = schema.get("type")
+    types = declared if isinstance(declared, list) else [declared]
+    for value in (None, 0, "a", False):
+        kind = {type(None): "null", int: "integer", str: "string", bool: "boolean"}[type(value)]
+        if kind in types and set(schema) == {"type"}:
+            return value
+    return ...
+
+
+def params_schema(draw: Draw) -> dict[str, Any]:
+    schema = object_schema(draw, 1)
+    for prop in schema["properties"].values():
+        if draw(st.integers(0, 3)) == 0 and default_for(prop) is not ...:
+            prop["default"] = default_for(prop)
+    return schema
+
+
+# -- mutations ----------------------------------------------------------------------------
+
+
+def nodes(schema: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths of every subschema (dicts) in `schema`."""
+    if not isinstance(schema, dict):
+        return []
+    found = [path]
+    for keyword in ("items", "additionalProperties", "not"):
+        if keyword in schema:
+            found.extend(nodes(schema[keyword], (*path, keyword)))
+    for name, sub in schema.get("properties", {}).items():
+        found.extend(nodes(sub, (*path, "properties", name)))
+    for keyword in ("anyOf", "oneOf"):
+        for index, sub in enumerate(schema.get(keyword, [])):
+            found.extend(nodes(sub, (*path, keyword, index)))
+    return found
+
+
+def at(schema: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        schema = schema[part]
+    return schema
+
+
+def replace_at(root: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    if not path:
+        return value  # type: ignore[no-any-return]
+    at(root, path[:-1])[path[-1]] = value
+    return root
+
+
+NUMERIC_LIMITS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+LIMITS_FOR = {
+    "integer": NUMERIC_LIMITS,
+    "number": NUMERIC_LIMITS,
+    "string": ("minLength", "maxLength"),
+    "array": ("minItems", "maxItems"),
+}
+
+
+def applicable(node: dict[str, Any], path: tuple[Any, ...], *, params: bool) -> list[str]:
+    """The mutations that change this subschema (the params root stays an object), each
+    repeated by its weight: constraint changes, where checkers go wrong, come first."""
+    at_root = params and not path
+    declared = node.get("type")
+    types = [] if declared is None else [declared] if isinstance(declared, str) else declared
+    kinds = []
+    if types and ("integer" in types or "null" not in types):
+        kinds += ["widen-type"] * 2
+    if not at_root:
+        if "number" in types or len(types) > 1:
+            kinds += ["narrow-type"] * 2
+        kinds += ["change-type", "set-enum", "set-const", "wrap-anyOf", "wrap-oneOf", "add-not"]
+        kinds += ["limit"] * 5
+        if not types or "string" in types:
+            kinds += ["format"] * 3 + ["pattern"]
+        if not types or "array" in types:
+            kinds += ["unique"] * 3
+    if "enum" in node:
+        kinds += ["enum-add"] * 2
+        if len(node["enum"]) > 1:
+            kinds += ["enum-remove"] * 2
+    if [k for k in node if k != "properties" and not (at_root and k == "type")]:
+        kinds.append("drop-keyword")
+    if "properties" in node or "object" in types:
+        kinds += ["add-property"] * 3 + ["additional"] * 2
+        if node.get("properties"):
+            kinds += ["remove-property"] + ["toggle-required"] * 3
+    if "anyOf" in node:
+        kinds.append("anyOf-add")
+        if len(node["anyOf"]) > 1:
+            kinds.append("anyOf-remove")
+    if params and len(path) == 2 and ("default" in node or default_for(node) is not ...):
+        kinds += ["default"] * 3
+    return kinds
+
+
+def mutate(draw: Draw, root: dict[str, Any], *, params: bool) -> dict[str, Any]:
+    # The root a third of the time (it holds the object-level changes), else any node.
+    path = () if draw(st.integers(0, 2)) == 0 else draw(st.sampled_from(nodes(root)))
+    node = at(root, path)
+    kinds = applicable(node, path, params=params)
+    if not kinds:
+        return root
+    kind = draw(st.sampled_from(kinds))
+    event(f"mutation {kind}")
+    declared = node.get("type")
+    types = [] if declared is None else [declared] if isinstance(declared, str) else list(declared)
+    if kind == "widen-type":
+        if "integer" in types:
+            types[types.index("integer")] = "number"
+        else:
+            types.append("null")
+        node["type"] = types if len(types) > 1 else types[0]
+    elif kind == "narrow-type":
+        if "number" in types:
+            types[types.index("number")] = "integer"
+        else:
+            types.pop(draw(st.integers(0, len(types) - 1)))
+        node["type"] = types if len(types) > 1 else types[0]
+    elif kind == "change-type":
+        node["type"] = draw(st.sampled_from(["integer", "number", "string", "boolean", "null"]))
+    elif kind == "enum-add":
+        node["enum"] = [*node["enum"], draw(st.sampled_from(SCALARS))]
+    elif kind == "enum-remove":
+        node["enum"].pop(draw(st.integers(0, len(node["enum"]) - 1)))
+    elif kind == "set-enum":
+        node["enum"] = draw(st.lists(st.sampled_from(SCALARS), min_size=1, max_size=3))
+    elif kind == "set-const":
+        node["const"] = draw(st.sampled_from(SCALARS))
+    elif kind == "limit":
+        relevant = [k for t in types for k in LIMITS_FOR.get(t, ())] or list(LIMITS)
+        present = [k for k in relevant if k in node]
+        # Mostly move a limit the schema has (tighter or looser), else add one.
+        keyword = draw(st.sampled_from(present if present and draw(st.booleans()) else relevant))
+        if keyword in node and keyword == "multipleOf":
+            node[keyword] = draw(st.sampled_from([1, 2, 3, 4, 6, 8, 12]))
+        elif keyword in node:
+            moved = node[keyword] + draw(st.sampled_from([-2, -1, 1, 2]))
+            node[keyword] = max(0, moved) if keyword.endswith(("Length", "Items")) else moved
+        else:
+            node[keyword] = limit_value(draw, keyword)
+    elif kind == "drop-keyword":
+        at_root = params and not path
+        droppable = [k for k in node if k != "properties" and not (at_root and k == "type")]
+        node.pop(draw(st.sampled_from(sorted(droppable))))
+    elif kind == "format":
+        if "format" in node and draw(st.booleans()):
+            del node["format"]
+        else:
+            node["format"] = draw(st.sampled_from(FORMATS))
+    elif kind == "pattern":
+        node["pattern"] = draw(st.sampled_from(["^a", "b", "^[a-c]*$"]))
+    elif kind == "unique":
+        node["uniqueItems"] = not node.get("uniqueItems", False)
+    elif kind == "add-property":
+        free = [name for name in NAMES if name not in node.get("properties", {})]
+        if free:
+            name = draw(st.sampled_from(free))
+            node.setdefault("properties", {})[name] = any_schema(draw, 1)
+            if draw(st.booleans()):
+                node["required"] = [*node.get("required", []), name]
+    elif kind == "remove-property":
+        name = draw(st.sampled_from(sorted(node["properties"])))
+        del node["properties"][name]
+        if name in node.get("required", []):
+            node["required"] = [n for n in node["required"] if n != name]
+    elif kind == "toggle-required":
+        name = draw(st.sampled_from(sorted(node["properties"])))
+        required = node.get("required", [])
+        node["required"] = (
+            [n for n in required if n != name] if name in required else [*required, name]
+        )
+    elif kind == "additional":
+        node["additionalProperties"] = draw(
+            st.sampled_from([False, True, {"type": "string"}, {"type": ["string", "null"]}])
+        )
+    elif kind == "anyOf-add":
+        node["anyOf"] = [*node["anyOf"], any_schema(draw, 1)]
+    elif kind == "anyOf-remove":
+        node["anyOf"].pop(draw(st.integers(0, len(node["anyOf"]) - 1)))
+    elif kind in ("wrap-anyOf", "wrap-oneOf"):
+        keyword = kind.removeprefix("wrap-")
+        branches = [copy.deepcopy(node), any_schema(draw, 1)]
+        root = replace_at(root, path, {keyword: draw(st.permutations(branches))})
+    elif kind == "add-not":
+        node["not"] = scalar_schema(draw)
+    elif kind == "default":
+        if "default" in node:
+            del node["default"]
+        else:
+            node["default"] = default_for(node)
+    return root
+
+
+@st.composite
+def contract_pairs(draw: Draw) -> tuple[TaskContract, TaskContract]:
+    old_params, old_returns = params_schema(draw), any_schema(draw, 2)
+    new_params, new_returns = copy.deepcopy(old_params), copy.deepcopy(old_returns)
+    for _ in range(draw(st.sampled_from([1, 1, 1, 1, 2, 3]))):
+        if draw(st.booleans()):
+            new_params = mutate(draw, new_params, params=True)
+        else:
+            new_returns = mutate(draw, new_returns, params=False)
+    old = {"params": old_params, "returns": old_returns}
+    new = {"params": new_params, "returns": new_returns}
+    # Now and then a parameter's schema lives in $defs, on one side or both.
+    shared = sorted(set(old_params["properties"]) & set(new_params["properties"]))
+    if shared and draw(st.booleans()):
+        name = draw(st.sampled_from(shared))
+        for document in (old, new):
+            if draw(st.booleans()):
+                document["$defs"] = {"P": document["params"]["properties"][name]}
+                document["params"]["properties"][name] = {"$ref": "#/$defs/P"}
+    try:
+        return (
+            TaskContract({"task": "demo.task", **old}),
+            TaskContract({"task": "demo.task", **new}),
+        )
+    except ContractError:
+        assume(False)
+        raise  # unreachable
+
+
+@st.composite
+def small_pairs(draw: Draw) -> tuple[TaskContract, TaskContract]:
+    """One scalar schema, or an array or object of them, and one mutation of it, as
+    parameter `x` and as `returns`."""
+    shape = draw(st.sampled_from(["scalar", "scalar", "array", "object"]))
+    old_leaf = (
+        scalar_schema(draw)
+        if shape == "scalar"
+        else array_schema(draw, 0)
+        if shape == "array"
+        else object_schema(draw, 0)
+    )
+    new_leaf = mutate(draw, copy.deepcopy(old_leaf), params=False)
+    contracts = [
+        {
+            "task": "demo.task",
+            "params": {
+                "type": "object",
+                "properties": {"x": leaf},
+                "required": ["x"],
+                "additionalProperties": False,
+            },
+            "returns": leaf,
+        }
+        for leaf in (old_leaf, new_leaf)
+    ]
+    return TaskContract(contracts[0]), TaskContract(contracts[1])
+
+
+# -- the decoder ----------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=2048)
+def validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        json.loads(schema_json), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@functools.lru_cache(maxsize=2048)
+def generator(schema_json: str) -> st.SearchStrategy[Any]:
+    return from_schema(json.loads(schema_json), custom_formats=CUSTOM_FORMATS)
+
+
+def as_json(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def decoder(contract: TaskContract, side: str) -> tuple[Draft202012Validator, dict[str, Any]]:
+    """The validator of one side, and the top-level defaults it fills in (params)."""
+    defaults = {
+        name: schema["default"]
+        for name, schema in contract.params["properties"].items()
+        if side == "params" and isinstance(schema, dict) and "default" in schema
+    }
+    return validator(as_json(bundle(contract.to_dict(), side))), defaults
+
+
+def accepted(contract: TaskContract, side: str, document: Any) -> bool:
+    """What the decoder does: fill in top-level defaults (params), then validate."""
+    check, defaults = decoder(contract, side)
+    if defaults and isinstance(document, dict):
+        document = {**copy.deepcopy(defaults), **document}
+    return bool(check.is_valid(document))
+
+
+def known_names(schema: Any) -> Any:
+    """`schema` with every object's property names drawn from NAMES: a narrower schema
+    (so its documents are still documents of `schema`) whose undeclared properties are
+    the names a changed schema is likely to declare."""
+    if isinstance(schema, list):
+        return [known_names(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    narrowed = {
+        key: value if key in ("enum", "const", "default") else known_names(value)
+        for key, value in schema.items()
+    }
+    if "properties" in schema or schema.get("type") == "object":
+        names = dict.fromkeys([*schema.get("properties", {}), *NAMES, "z", "zz"])
+        narrowed.setdefault("propertyNames", {"enum": list(names)})
+    return narrowed
+
+
+def sent(contract: TaskContract, side: str) -> Any:
+    """A schema for what a producer may send: parameters with a default may be omitted."""
+    schema = bundle(contract.to_dict(), side)
+    if side == "params":
+        schema = dict(schema)
+        defaulted = {n for n, s in contract.params["properties"].items() if "default" in s}
+        schema["required"] = [n for n in schema.get("required", []) if n not in defaulted]
+    return known_names(schema)
+
+
+# Values near the limits, steps, formats and names the generator uses: random documents
+# rarely sit exactly in the gap between two schemas, their neighbours often do.
+INTERESTING: list[Any] = [
+    *(None, True, False, 0, 1, 2, 3, 4, 5, 6, 12, -1, -2, -3, 0.5, 1.5, 2.5),
+    *("", "a", "b", "ab", "abc", "abcd", "abcde", "A", "ba"),
+    "1f0e4c2a-8b7d-4c6a-9e5f-1a2b3c4d5e6f",
+    "someone@example.com",
+    "2024-05-01T12:00:00Z",
+    *([], [0], ["a", "a"], {}),
+]
+# Values for a property or item that was not there: one of each kind.
+ADDED: list[Any] = [None, True, 0, 1.5, "a", [], {}]
+MAX_NEIGHBOURS = 250
+
+
+def neighbours(document: Any) -> Any:
+    """Documents one change away: a value replaced, a property removed or added, an item
+    replaced, repeated or appended."""
+    yield from INTERESTING
+    if isinstance(document, dict):
+        for key in document:
+            yield {k: v for k, v in document.items() if k != key}
+            for value in neighbours(document[key]):
+                yield {**document, key: value}
+        for name in NAMES:
+            if name not in document:
+                for value in ADDED:
+                    yield {**document, name: value}
+    elif isinstance(document, list):
+        for index, item in enumerate(document):
+            for value in neighbours(item):
+                yield [*document[:index], value, *document[index + 1 :]]
+        if document:
+            yield [*document, document[0]]
+        for value in ADDED:
+            yield [*document, value]
+
+
+def assert_included(
+    sub: TaskContract, sup: TaskContract, side: str, draw: Draw, *, tries: int = 5
+) -> None:
+    strategy = generator(as_json(sent(sub, side)))
+    try:
+        empty = strategy.is_empty
+    except InvalidArgument:  # hypothesis-jsonschema on e.g. minLength > maxLength
+        empty = True
+    if empty:
+        event(f"{side}: nothing to draw from")
+        return
+    for _ in range(tries):
+        try:
+            document = draw(strategy)
+        except InvalidArgument:  # a format strategy produced a value its checker refuses
+            return
+        candidates = [document, *itertools.islice(neighbours(document), MAX_NEIGHBOURS)]
+        for candidate in candidates:
+            if not accepted(sub, side, candidate):
+                continue
+            assert accepted(sup, side, candidate), (
+                f"judged compatible, but {json.dumps(candidate)} is accepted by\n"
+                f"{json.dumps(bundle(sub.to_dict(), side))}\nand refused by\n"
+                f"{json.dumps(bundle(sup.to_dict(), side))}"
+            )
+        event(f"{side}: checked a document and its neighbours")
+
+
+def check_pair(pair: tuple[TaskContract, TaskContract], data: st.DataObject, tries: int) -> None:
+    old, new = pair
+    note(f"old: {json.dumps(old.to_dict())}")
+    note(f"new: {json.dumps(new.to_dict())}")
+    for direction in Direction:
+        found = compare(old, new, direction)
+        for side in ("params", "returns"):
+            if any(v.side == side for v in found):
+                event(f"{side} {direction.value}: incompatible")
+                continue
+            event(f"{side} {direction.value}: compatible")
+            # BACKWARD: old params ⊆ new params, new returns ⊆ old returns.
+            old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
+            sub, sup = (old, new) if old_is_sub else (new, old)
+            assert_included(sub, sup, side, data.draw, tries=tries)
+
+
+@FAST
+@given(pair=contract_pairs(), data=st.data())
+def test_compatible_means_every_document_still_passes(
+    pair: tuple[TaskContract, TaskContract], data: st.DataObject
+) -> None:
+    check_pair(pair, data, tries=2)
+
+
+@settings(FAST, max_examples=400)
+@given(pair=small_pairs(), data=st.data())
+def test_compatible_small_change_keeps_every_value(
+    pair: tuple[TaskContract, TaskContract], data: st.DataObject
+) -> None:
+    check_pair(pair, data, tries=3)
+
+
+@FAST
+@given(pair=contract_pairs())
+def test_an_unchanged_contract_is_compatible_in_every_mode(
+    pair: tuple[TaskContract, TaskContract],
+) -> None:
+    for contract in pair:
+        again = TaskContract(copy.deepcopy(contract.to_dict()))
+        for mode in CompatibilityMode:
+            report = check_compatibility(again, [(1, contract), (2, contract)], mode)
+            assert report.compatible, report.violations
+            assert report.warnings == []
+
+
+@pytest.mark.parametrize("direction", list(Direction))
+def test_the_generator_reaches_both_verdicts(direction: Direction) -> None:
+    """Guards the guard: random changes are judged compatible often enough to matter."""
+    verdicts: list[bool] = []
+
+    @settings(max_examples=60, deadline=None, database=None)
+    @given(pair=contract_pairs())
+    def collect(pair: tuple[TaskContract, TaskContract]) -> None:
+        verdicts.append(not compare(*pair, direction))
+
+    collect()
+    assert sum(verdicts) >= len(verdicts) // 10
+    assert not all(verdicts)
