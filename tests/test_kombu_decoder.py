@@ -14,6 +14,8 @@ from kombu.message import Message
 from taskschema import StaticContracts, TaskContract
 from taskschema.kombu import MessageDecoder, Rejection, TaskCall
 
+from helpers import make_contract
+
 SHOP = Path(__file__).resolve().parents[1] / "schemas" / "shop"
 EMAIL = TaskContract.from_json((SHOP / "notifications" / "send_email.json").read_bytes())
 TASK = EMAIL.task
@@ -65,6 +67,34 @@ def test_valid_calls_are_bound_onto_params(args: list[Any], kwargs: dict[str, An
     assert verdict.contract == EMAIL
     assert verdict.params is not None
     assert {k: verdict.params[k] for k in ("to", "subject", "body")} == VALID
+
+
+def test_defaults_are_filled_before_validating() -> None:
+    """Making a parameter with a default required is a compatible change (the checker
+    allows it), so a call that omits it must still pass: the decoder validates the call
+    as the task will run it, defaults filled."""
+    contract = TaskContract.from_json(
+        json.dumps(
+            make_contract(
+                "demo.defaults",
+                properties={"x": {"type": "integer"}, "tags": {"type": "array", "default": []}},
+                required=["x", "tags"],
+            )
+        )
+    )
+    decode = MessageDecoder(StaticContracts([contract])).decode
+    headers = {"task": "demo.defaults", "id": "1"}
+    verdict = decode(message([[1], {}, {}], headers=headers))
+    assert isinstance(verdict, TaskCall), verdict
+    assert verdict.params == {"x": 1, "tags": []}
+    assert verdict.args == [1]  # what the task receives is untouched; it fills them too
+    other = decode(message([[2], {}, {}], headers=headers))
+    assert isinstance(other, TaskCall)
+    assert other.params is not None
+    assert verdict.params is not None
+    assert other.params["tags"] is not verdict.params["tags"]  # a copy per call
+    refused = rejected(decode(message([[], {}, {}], headers=headers)), "contract-violation")
+    assert [v.path for v in refused.violations] == [""]
 
 
 def test_protocol_1_bodies_are_accepted() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import keyword
 from collections.abc import Iterator, Mapping, Sequence
@@ -179,6 +180,23 @@ class TaskContract:
                 f"arguments of {self.task} do not fit its signature", problems
             )
         return call
+
+    def with_defaults(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        """`call` with every omitted parameter that declares a `default` set to (a copy
+        of) it: the call the task runs with, and the one that is validated."""
+        filled = dict(call)
+        for name, default in self._defaults.items():
+            if name not in filled:
+                filled[name] = copy.deepcopy(default)
+        return filled
+
+    @cached_property
+    def _defaults(self) -> dict[str, Any]:
+        return {
+            name: schema["default"]
+            for name, schema in self.params["properties"].items()
+            if isinstance(schema, dict) and "default" in schema
+        }
 
     def params_violations(self, call: Mapping[str, Any]) -> list[Violation]:
         """Every way `call` (a bound params object) breaks `params`; empty when valid."""

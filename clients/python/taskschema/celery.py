@@ -18,7 +18,6 @@ instances and checks the return value against the contract's `returns`.
 
 from __future__ import annotations
 
-import copy
 import inspect
 import json
 import logging
@@ -319,12 +318,9 @@ class ContractTask(Task[Any, Any]):
         contract = gate.contract_for(self.name) if gate else None
         if contract is None:
             return self.run(*args, **kwargs)
-        params = contract.bind(args, kwargs)
+        params = contract.with_defaults(contract.bind(args, kwargs))
         if self.request.called_directly or self.request.is_eager:
             contract.validate_params(params)  # the consumer has not seen this call
-        for name, schema in contract.params["properties"].items():
-            if name not in params and isinstance(schema, dict) and "default" in schema:
-                params[name] = copy.deepcopy(schema["default"])
         result = self.run(**self._inflate(params))
         value = self._dump(result)
         problems = contract.returns_violations(value)

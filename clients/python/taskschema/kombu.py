@@ -231,7 +231,9 @@ class MessageDecoder:
                 id=call.id,
             )
         try:
-            params = contract.bind(call.args, call.kwargs)
+            # Validated with defaults filled, as the task will run: a parameter made
+            # required with a default (a compatible change) still accepts calls without it.
+            params = contract.with_defaults(contract.bind(call.args, call.kwargs))
         except CallValidationError as exc:
             return Rejection("signature", exc.message, exc.violations, call.task, call.id, contract)
         problems = contract.params_violations(params)
