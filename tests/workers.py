@@ -322,11 +322,24 @@ class DeadLetter:
     content_type: str | None
 
 
+def _case_of(headers: Mapping[str, Any], body: Any) -> str:
+    """The test case a dead-letter copy belongs to: its `x-test-case` header, else the
+    task id (from the headers, or from a protocol 1 body), for producers that cannot
+    add headers of their own."""
+    if headers.get("x-test-case") is not None:
+        return str(headers["x-test-case"])
+    if headers.get("id") is not None:
+        return str(headers["id"])
+    with suppress(ValueError, TypeError, KeyError):
+        return str(json.loads(body)["id"])
+    return "None"
+
+
 class DeadLetters:
     """Reads a dead-letter queue, keeping every copy by the test case that caused it.
 
-    Each raw message the tests publish carries an `x-test-case` header; the consumer
-    copies headers into its dead-letter copy, so copies are told apart by it.
+    Raw messages the tests publish carry an `x-test-case` header, which the consumer
+    copies into its dead-letter copy; copies of other messages are found by task id.
     """
 
     def __init__(self, setup: Setup) -> None:
@@ -349,7 +362,7 @@ class DeadLetters:
                 got = True
                 headers = dict(message.headers or {})
                 body = message.body
-                self.seen.setdefault(str(headers.get("x-test-case")), []).append(
+                self.seen.setdefault(_case_of(headers, body), []).append(
                     DeadLetter(
                         body if isinstance(body, bytes) else str(body).encode(),
                         headers,
