@@ -9,15 +9,19 @@ and the worker goes on running valid calls.
 from __future__ import annotations
 
 import json
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import httpx
 import pytest
 from celery import Celery
 from celery.result import AsyncResult
+from prometheus_client.parser import text_string_to_metric_families
 from workers import (
     BROKERS,
     RESULT_TIMEOUT,
@@ -120,8 +124,19 @@ def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
 
 
 @pytest.fixture(scope="module")
-def worker(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
-    with running_worker(setup, tmp_path_factory.mktemp("interop-logs"), name="interop") as w:
+def metrics_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def worker(
+    setup: Setup, tmp_path_factory: pytest.TempPathFactory, metrics_port: int
+) -> Iterator[Worker]:
+    env = {"TEST_METRICS_PORT": str(metrics_port)}
+    with running_worker(setup, tmp_path_factory.mktemp("interop-logs"), env, "interop") as w:
         yield w
 
 
@@ -169,3 +184,35 @@ def test_invalid_call_fails_with_violations_and_is_dead_lettered(
     assert worker.alive, worker.read_log()
     valid = producer.send(setup, VALID_KWARGS)
     assert AsyncResult(valid, app=client).get(timeout=RESULT_TIMEOUT) == EXPECTED
+
+
+def counter(metrics_port: int, **labels: str) -> float:
+    """The value of `taskschema_messages_total` with `labels`, scraped from the worker."""
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "taskschema_messages_total" and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def test_worker_counts_messages_for_prometheus(
+    setup: Setup, worker: Worker, client: Celery, metrics_port: int
+) -> None:
+    accepted = {"task": "demo.greet", "outcome": "accepted", "reason": ""}
+    refused = {"task": "demo.greet", "outcome": "rejected", "reason": "contract-violation"}
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while True:  # the endpoint comes up as the worker initialises
+        try:
+            before = counter(metrics_port, **accepted), counter(metrics_port, **refused)
+            break
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    ids = [RawV2().send(setup, VALID_KWARGS) for _ in range(3)]
+    ids.append(RawV2().send(setup, INVALID_KWARGS))
+    for id_ in ids:
+        AsyncResult(id_, app=client).get(timeout=RESULT_TIMEOUT, propagate=False)
+    after = counter(metrics_port, **accepted), counter(metrics_port, **refused)
+    assert (after[0] - before[0], after[1] - before[1]) == (3, 1)

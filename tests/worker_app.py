@@ -3,7 +3,7 @@
 Configured from the environment so each test can point it at its broker and queue:
 TEST_BROKER_URL, TEST_RESULT_BACKEND, TEST_QUEUE, TEST_DEAD_LETTER_QUEUE, TEST_CONTRACTS
 (a folder; default tests/contracts), TEST_UNKNOWN_TASKS (allow or reject),
-TEST_MAX_BODY_BYTES (install's max_body_bytes),
+TEST_MAX_BODY_BYTES (install's max_body_bytes), TEST_METRICS_PORT (install's metrics_port),
 TASKSCHEMA_REGISTRY_URL (optional: the demo tasks' contracts are then preloaded from the
 registry, or from the disk cache under TASKSCHEMA_CACHE_DIR when it is down),
 TEST_MARKER_DIR.
@@ -47,6 +47,8 @@ if os.environ.get("TEST_DEAD_LETTER_QUEUE"):
     options["dead_letter_queue"] = os.environ["TEST_DEAD_LETTER_QUEUE"]
 if os.environ.get("TEST_MAX_BODY_BYTES"):
     options["max_body_bytes"] = int(os.environ["TEST_MAX_BODY_BYTES"])
+if os.environ.get("TEST_METRICS_PORT"):
+    options["metrics_port"] = int(os.environ["TEST_METRICS_PORT"])
 gate = install(
     app,
     contracts=[
