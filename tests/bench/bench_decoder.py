@@ -99,6 +99,8 @@ def drain_rate(validate: bool) -> float:
          "--without-heartbeat", "-l", "warning", "-n", f"{queue}@%h"],
         env=env,
         cwd=HERE.parent.parent,
+        stdout=subprocess.DEVNULL,  # the banner; a worker that fails to start times out below
+        stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 300

@@ -34,17 +34,18 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# Built once: json.loads with hooks would build a new decoder on every call.
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float
+)
+
+
 def loads_strict(data: bytes | str) -> Any:
     """Parse one UTF-8 JSON document, refusing duplicate keys, NaN and Infinity."""
     try:
         # RFC 8259 JSON is UTF-8; json.loads would guess UTF-16/32 from the first bytes.
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(
-            text,
-            object_pairs_hook=_unique_keys,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-        )
+        return _STRICT_DECODER.decode(text)
     except InvalidJSONError:
         raise
     except UnicodeDecodeError as exc:

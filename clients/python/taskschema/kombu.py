@@ -101,7 +101,7 @@ class MessageDecoder:
 
     def _decode(self, message: Message) -> Verdict:
         headers = message.headers
-        if not isinstance(headers, Mapping):
+        if type(headers) is not dict and not isinstance(headers, Mapping):
             return Rejection("malformed-envelope", "message headers are not a mapping")
         task, task_id = headers.get("task"), headers.get("id")
         refusal = self._check_transport(message)
