@@ -12,6 +12,7 @@ from taskschema import __version__
 from ._db import create_db_engine, migrate
 from ._errors import install_error_handlers
 from ._limits import BodySizeLimit
+from ._metrics import RegistryMetrics, RequestMetrics, metrics_router
 from ._routes import health_router, router
 from ._settings import RegistrySettings
 from ._store import Store
@@ -39,5 +40,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
+    app.state.metrics = RegistryMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it is outermost and also counts what BodySizeLimit refuses.
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app
