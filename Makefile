@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+NODE_CLIENT := clients/node
+NODE_INSTALLED := $(NODE_CLIENT)/node_modules/.installed
 
-.PHONY: install serve test lint bench format clean
+.PHONY: install node serve test lint bench format clean
 
 install: $(INSTALLED)
 
@@ -18,12 +20,22 @@ $(INSTALLED): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+## node: the Node client's dependencies (npm ci) and build; without npm its tests skip
+node:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_INSTALLED); \
+	else echo "npm not found: the Node client's tests will be skipped (and fail under CI=true)"; fi
+
+$(NODE_INSTALLED): $(NODE_CLIENT)/package.json $(NODE_CLIENT)/package-lock.json
+	cd $(NODE_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(NODE_CLIENT) && npm run --silent build
+	@touch $@
+
 ## serve: the registry on ./taskschema.db with the example contracts published
 serve: $(INSTALLED)
 	$(BIN)/taskschema serve --host $(HOST) --port $(PORT) --publish schemas
 
 ## test: the whole suite (services it cannot reach are skipped, or fail under CI=true)
-test: $(INSTALLED)
+test: $(INSTALLED) node
 	$(BIN)/pytest
 
 ## lint: ruff and mypy --strict
@@ -42,3 +54,4 @@ format: $(INSTALLED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(NODE_CLIENT)/node_modules $(NODE_CLIENT)/dist $(NODE_CLIENT)/build

@@ -69,7 +69,7 @@ export function buildTaskMessage(spec: MessageSpec): TaskMessage {
     timelimit: [spec.timeLimit ?? null, spec.softTimeLimit ?? null],
     root_id: spec.id,
     parent_id: null,
-    argsrepr: saferepr(spec.args.length ? spec.args : null, "()"),
+    argsrepr: saferepr(spec.args, "()"),
     kwargsrepr: saferepr(spec.kwargs, "{}"),
     origin: spec.origin,
     ignore_result: null,
@@ -214,47 +214,181 @@ export function pointerToken(key: string | number): string {
   return String(key).replaceAll("~", "~0").replaceAll("/", "~1");
 }
 
+/** Celery's `task_repr_maxlevels`. */
+export const REPR_MAXLEVELS = 3;
+
+interface Literal {
+  kind: "literal";
+  value: string;
+  truncate: boolean;
+  direction: number;
+}
+/** A dict key, printed by a nested `saferepr` call. */
+interface Key {
+  kind: "key";
+  value: string;
+}
+/** A JSON value, wrapped so objects with a `kind` key cannot pass for tokens. */
+interface Value {
+  kind: "value";
+  value: Json;
+}
+type Item = Literal | Key | Value;
+type Token = Literal | Key | { kind: "quoted"; value: string } | { kind: "text"; value: string };
+
+const literal = (value: string, truncate: boolean, direction: number): Literal => ({ kind: "literal", value, truncate, direction });
+const DICT_START = literal("{", false, +1);
+const DICT_KVSEP = literal(": ", true, 0);
+const DICT_END = literal("}", false, -1);
+const LIST_START = literal("[", false, +1);
+const LIST_END = literal("]", false, -1);
+const LIST_SEP = literal(", ", true, 0);
+
 /**
- * Celery's `saferepr` of decoded JSON: Python's `repr`, cut at `REPR_MAXSIZE` characters.
- * `null` stands for an empty argument list, which Celery writes as `empty`.
+ * Celery's `saferepr(value, 1024, maxlevels=3)` of the value Python decodes from the JSON:
+ * how `argsrepr` and `kwargsrepr` are written. Not Python's `repr`: strings are single-quoted
+ * with only `'` escaped, containers nested 3 deep print as `[...]`, and past 1024 characters
+ * the rest is cut with `, ...` and the open brackets closed. `empty` is what an empty value
+ * prints as (Celery sends empty args as the tuple `()`).
  */
-export function saferepr(value: Json | null, empty: string): string {
-  const text = value === null || (typeof value === "object" && !Array.isArray(value) && !Object.keys(value).length)
-    ? empty
-    : pythonRepr(value);
-  return text.length > REPR_MAXSIZE ? `${text.slice(0, REPR_MAXSIZE - 3)}...` : text;
-}
-
-/** Python's `repr()` of the value `json.loads` would make of `value`. */
-export function pythonRepr(value: Json): string {
-  if (value === null) return "None";
-  if (value === true) return "True";
-  if (value === false) return "False";
-  if (typeof value === "number") return pythonNumber(value);
-  if (typeof value === "string") return pythonString(value);
-  if (Array.isArray(value)) return `[${value.map(pythonRepr).join(", ")}]`;
-  return `{${Object.entries(value).map(([k, v]) => `${pythonString(k)}: ${pythonRepr(v)}`).join(", ")}}`;
-}
-
-function pythonNumber(value: number): string {
-  // JSON.stringify writes String(value): without '.' or 'e' Python reads an int, else a float,
-  // whose repr pads the exponent to two digits (1e-07).
-  return String(value).replace(/e([+-])(\d)$/, (_, sign: string, digit: string) => `e${sign}0${digit}`);
-}
-
-function pythonString(value: string): string {
-  const quote = value.includes("'") && !value.includes('"') ? '"' : "'";
-  let out = quote;
-  for (const char of value) {
-    const code = char.codePointAt(0) ?? 0;
-    if (char === "\\" || char === quote) out += `\\${char}`;
-    else if (char === "\n") out += "\\n";
-    else if (char === "\r") out += "\\r";
-    else if (char === "\t") out += "\\t";
-    else if (code < 0x20 || (code >= 0x7f && code < 0xa0)) out += `\\x${code.toString(16).padStart(2, "0")}`;
-    else out += char;
+export function saferepr(value: Json, empty: string, maxlen = REPR_MAXSIZE, maxlevels = REPR_MAXLEVELS): string {
+  if (Array.isArray(value) ? !value.length : value !== null && typeof value === "object" && !Object.keys(value).length) {
+    return empty;
   }
-  return out + quote;
+  return streamRepr(value, maxlen, maxlevels);
+}
+
+function streamRepr(value: Json, maxlen: number, maxlevels: number): string {
+  return [...reprChunks(value, maxlen, maxlevels)].join("");
+}
+
+/** A port of Celery's `_saferepr`. */
+function* reprChunks(value: Json, maxlen: number, maxlevels: number): Generator<string> {
+  const stack: Iterator<Item>[] = [iterate([{ kind: "value", value }])];
+  let left = maxlen;
+  for (const [token, rest] of reprTokens(stack, maxlevels)) {
+    if (left <= 0) {
+      if (token.kind === "literal" && token.direction < 0) {
+        yield token.value; // the cut value was the last of its container: just close it
+        continue;
+      }
+      yield ", ...";
+      // Only brackets matter from here on: put the token back if it is one.
+      stack.push(chain(token.kind === "literal" ? [token] : [], rest));
+      break;
+    }
+    let text: string;
+    if (token.kind === "literal") text = token.value;
+    else if (token.kind === "key") text = streamRepr(token.value, left, maxlevels);
+    else if (token.kind === "quoted") text = `'${truncate(token.value, left).replaceAll("'", "\\'")}'`;
+    else text = truncate(token.value, left);
+    yield text;
+    left -= codePoints(text);
+  }
+  // Past the limit: close what is open, skip containers not yet opened.
+  let depth = 0;
+  for (const rest of stack) {
+    for (const item of iterate(rest)) {
+      if (item.kind === "literal" && !item.truncate) {
+        depth += item.direction;
+        if (depth < 0) {
+          depth = 0;
+          yield item.value;
+        }
+      }
+    }
+  }
+}
+
+/** A port of Celery's `reprstream`: tokens, each with the iterator the rest comes from. */
+function* reprTokens(stack: Iterator<Item>[], maxlevels: number): Generator<[Token, Iterator<Item>]> {
+  let level = 0;
+  while (stack.length) {
+    const it = stack.shift() as Iterator<Item>;
+    for (const item of iterate(it)) {
+      if (item.kind === "literal") {
+        level += item.direction;
+        yield [item, it];
+        continue;
+      }
+      if (item.kind === "key") {
+        yield [item, it];
+        continue;
+      }
+      const value = item.value;
+      if (typeof value === "number" || typeof value === "boolean") {
+        yield [{ kind: "text", value: pythonStr(value) }, it];
+      } else if (typeof value === "string") {
+        yield [{ kind: "quoted", value }, it];
+      } else if (value === null) {
+        yield [{ kind: "text", value: "None" }, it];
+      } else {
+        const [start, end, inner] = Array.isArray(value)
+          ? [LIST_START, LIST_END, chainList(value)]
+          : [DICT_START, DICT_END, chainDict(value)];
+        if (maxlevels && level >= maxlevels) {
+          // One literal, so the length limit cannot cut it and leave a bracket open.
+          yield [literal(`${start.value}...${end.value}`, false, 0), it];
+          continue;
+        }
+        stack.push(chain([start], inner, [end], it));
+        break;
+      }
+    }
+  }
+}
+
+function* chainList(items: Json[]): Generator<Item> {
+  for (let i = 0; i < items.length; i++) {
+    yield { kind: "value", value: items[i] as Json };
+    if (i < items.length - 1) yield LIST_SEP;
+  }
+}
+
+function* chainDict(object: JsonObject): Generator<Item> {
+  const entries = Object.entries(object);
+  for (let i = 0; i < entries.length; i++) {
+    const [key, value] = entries[i] as [string, Json];
+    yield { kind: "key", value: key };
+    yield DICT_KVSEP;
+    yield { kind: "value", value };
+    if (i < entries.length - 1) yield LIST_SEP;
+  }
+}
+
+function* chain(...parts: (Iterable<Item> | Iterator<Item>)[]): Generator<Item> {
+  for (const part of parts) yield* iterate(part);
+}
+
+/** Iterate without closing the iterator on `break`, as Python's `for` leaves it resumable. */
+function* iterate(items: Iterable<Item> | Iterator<Item>): Generator<Item> {
+  const it = Symbol.iterator in items ? (items as Iterable<Item>)[Symbol.iterator]() : (items as Iterator<Item>);
+  for (let next = it.next(); !next.done; next = it.next()) yield next.value;
+}
+
+/** Celery's `truncate`: at `maxlen` characters, back to the last space, then `...`. */
+function truncate(text: string, maxlen: number): string {
+  const chars = Array.from(text);
+  if (maxlen && chars.length >= maxlen) {
+    const head = chars.slice(0, maxlen).join("");
+    const space = head.lastIndexOf(" ");
+    return `${space >= 0 ? head.slice(0, space) : head}...`;
+  }
+  return text;
+}
+
+function codePoints(text: string): number {
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
+}
+
+/** Python's `str()` of the number or bool `json.loads` makes of this JSON value. */
+function pythonStr(value: number | boolean): string {
+  if (typeof value === "boolean") return value ? "True" : "False";
+  // JSON.stringify writes String(value): without '.' or 'e' Python reads an int, else a
+  // float, whose str pads the exponent to two digits (1e-07).
+  return String(value).replace(/e([+-])(\d)$/, (_, sign: string, digit: string) => `e${sign}0${digit}`);
 }
 
 /** Where messages go: one broker connection. */
