@@ -30,11 +30,20 @@ from ._models import (
     VersionInfo,
 )
 from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
-from ._typed import TypedResult, TypedTask
+from ._typed import (
+    NOT_GIVEN,
+    ImplementationMismatchError,
+    NotGiven,
+    SendOptions,
+    TaskStub,
+    TypedResult,
+    TypedTask,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "NOT_GIVEN",
     "CallValidationError",
     "ChainedSources",
     "CompatibilityConfig",
@@ -48,18 +57,22 @@ __all__ = [
     "EffectiveConfig",
     "ErrorBody",
     "Health",
+    "ImplementationMismatchError",
     "Incompatibility",
     "InvalidJSONError",
+    "NotGiven",
     "PublishResult",
     "RegisteredVersion",
     "RegistryClient",
     "RegistryContracts",
     "RegistryError",
+    "SendOptions",
     "StaticContracts",
     "TaskContract",
     "TaskOptions",
     "TaskPage",
     "TaskSchemaError",
+    "TaskStub",
     "TaskSummary",
     "TypedResult",
     "TypedTask",
