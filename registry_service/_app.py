@@ -11,6 +11,8 @@ from taskschema import __version__
 
 from ._db import create_db_engine, migrate
 from ._errors import install_error_handlers
+from ._gateway import Gateway
+from ._gateway_routes import router as gateway_router
 from ._limits import BodySizeLimit
 from ._metrics import RegistryMetrics, RequestMetrics, metrics_router
 from ._routes import health_router, router
@@ -28,7 +30,9 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         migrate(engine)
         app.state.store = Store(engine)
         app.state.settings = settings
+        app.state.gateway = Gateway.from_settings(settings)
         yield
+        app.state.gateway.close()
         engine.dispose()
 
     app = FastAPI(
@@ -39,6 +43,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(gateway_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
     app.state.metrics = RegistryMetrics()

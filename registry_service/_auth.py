@@ -1,4 +1,4 @@
-"""Bearer-token dependencies: who may read, publish and administer."""
+"""Bearer-token dependencies: who may read, publish, send tasks and administer."""
 
 from __future__ import annotations
 

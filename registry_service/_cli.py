@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from kombu.utils.url import maybe_sanitize_url
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from taskschema import ContractError, InvalidJSONError, TaskContract
 from taskschema._cli import echo_violations, fail
@@ -36,6 +39,22 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     database_url: DatabaseOption = None,
+    broker_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKSCHEMA_BROKER_URL",
+            help="Celery broker the task gateway publishes to, e.g. redis://host:6379/0.",
+            show_default=False,
+        ),
+    ] = None,
+    result_backend: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TASKSCHEMA_RESULT_BACKEND",
+            help="Celery result backend GET /results reads, e.g. redis://host:6379/1.",
+            show_default=False,
+        ),
+    ] = None,
     publish: Annotated[
         list[Path] | None,
         typer.Option(help="Contract files or folders to publish on start (repeatable)."),
@@ -54,7 +73,15 @@ def serve(
         typer.echo(f"error: {file}: {exc.message}", err=True)
         echo_violations(str(file), exc.violations)
         raise typer.Exit(2) from None
-    settings = _settings(database_url)
+    given: dict[str, Any] = {
+        "database_url": database_url,
+        "broker_url": broker_url,
+        "result_backend": result_backend,
+    }
+    try:
+        settings = RegistrySettings(**{key: value for key, value in given.items() if value})
+    except ValidationError as exc:
+        fail("; ".join(_option_error(error) for error in exc.errors()))
     store = _store(settings.database_url)
     for contract in seed:
         outcome = store.publish(contract)
@@ -65,7 +92,18 @@ def serve(
     typer.echo(
         f"taskschema registry: {base}  (API docs: {base}/docs, database: {settings.database_url})"
     )
+    if settings.broker_url:
+        broker = maybe_sanitize_url(settings.broker_url)
+        typer.echo(f"task gateway: POST {base}/tasks/{{name}}/send -> {broker}")
+    if settings.result_backend:
+        backend = maybe_sanitize_url(settings.result_backend)
+        typer.echo(f"task results: GET {base}/results/{{task_id}} <- {backend}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _option_error(error: ErrorDetails) -> str:
+    option = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "settings"
+    return f"{option}: {error['msg']}"
 
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)

@@ -39,7 +39,7 @@ from ._errors import (
 )
 from ._tables import GLOBAL_SCOPE, Base, CompatibilitySetting, Schema, Task, Token, Version, utcnow
 
-SCOPES = ("read", "publish", "admin")
+SCOPES = ("read", "publish", "send", "admin")
 DEFAULT_COMPATIBILITY = CompatibilityMode.BACKWARD
 
 
