@@ -63,7 +63,8 @@ def generator_version() -> str:
 
 
 def _options() -> dict[str, Any]:
-    from datamodel_code_generator import DataModelType, InputFileType, PythonVersion
+    from datamodel_code_generator import InputFileType, PythonVersion
+    from datamodel_code_generator.enums import DataModelType
 
     return {
         "input_file_type": InputFileType.JsonSchema,
@@ -291,11 +292,11 @@ def _inline_roots(module: ast.Module) -> dict[str, ast.expr]:
             if annotation is not None:
                 roots[node.name] = annotation
     used_as_value: set[str] = set()
-    for node in ast.walk(module):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            used_as_value.add(node.func.id)
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            used_as_value.add(node.value.id)
+    for child in ast.walk(module):
+        if isinstance(child, ast.Call) and isinstance(child.func, ast.Name):
+            used_as_value.add(child.func.id)
+        if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+            used_as_value.add(child.value.id)
     candidates = {name: ann for name, ann in roots.items() if name not in used_as_value}
     resolved: dict[str, ast.expr] = {}
     resolving: set[str] = set()
@@ -390,9 +391,9 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
             and node.value.func.value.id in (inline.keys() | signature_names.keys())
         ):
             edits.drop(node)
-    for node in ast.walk(module):
-        if isinstance(node, ast.Name) and node.id in inline:
-            edits.replace(node, ast.unparse(inline[node.id]))
+    for child in ast.walk(module):
+        if isinstance(child, ast.Name) and child.id in inline:
+            edits.replace(child, ast.unparse(inline[child.id]))
     kept_classes = tuple(
         node.name
         for node in module.body

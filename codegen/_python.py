@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -32,6 +32,10 @@ _RUNTIME_NAMES: Final = frozenset(
     {"Any", "NOT_GIVEN", "NotGiven", "Required", "SendOptions", "Signature",
      "TaskContract", "TaskStub", "TypedDict", "TypedResult", "Unpack", "CONTRACT"}
 )  # fmt: skip
+
+
+# Called after each namespace with (done, total, namespace label).
+Progress = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -435,7 +439,12 @@ def _models_module(namespace: NamespacePlan, models: Models) -> str:
     return head + "\n".join(doc) + "\n\n" + models.source
 
 
-def generate_python(namespaces: Sequence[NamespacePlan], *, cache: Path | None = None) -> Output:
+def generate_python(
+    namespaces: Sequence[NamespacePlan],
+    *,
+    cache: Path | None = None,
+    progress: Progress | None = None,
+) -> Output:
     """Every file of the Python package for `namespaces`."""
     files: dict[str, str] = {}
     tasks: list[GeneratedTask] = []
@@ -453,6 +462,8 @@ def generate_python(namespaces: Sequence[NamespacePlan], *, cache: Path | None =
         for task in namespace.tasks:
             writer = _TaskWriter(task, models.signatures[task.task], models.classes)
             files[f"{prefix}{task.module}.py"] = writer.render()
+        if progress is not None:
+            progress(len(built), len(namespaces), namespace.dotted or "(top level)")
     for parts in sorted(all_packages):
         children = sorted(
             {
@@ -461,13 +472,13 @@ def generate_python(namespaces: Sequence[NamespacePlan], *, cache: Path | None =
                 if len(p) == len(parts) + 1 and p[: len(parts)] == parts
             }
         )
-        namespace = packages.get(parts)
+        package = packages.get(parts)
         sources = [
             task.source for ns in namespaces if ns.parts[: len(parts)] == parts for task in ns.tasks
         ]
         folder = "/".join(parts)
         files[f"{folder}/__init__.py" if folder else "__init__.py"] = _package_init(
-            parts, namespace, built.get(parts), children, sources
+            parts, package, built.get(parts), children, sources
         )
     for namespace in namespaces:
         folder = "/".join(namespace.parts)

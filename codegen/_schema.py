@@ -193,10 +193,10 @@ def plan(sources: Iterable[Source]) -> list[NamespacePlan]:
             check_identifier(part, source.task, "namespace")
         check_identifier(parts[-1], source.task, "task name")
         by_namespace.setdefault(tuple(parts[:-1]), []).append(source)
-    for parts, members in by_namespace.items():
+    for namespace, members in by_namespace.items():
         for source in members:
             module = source.task.split(".")[-1]
-            if (*parts, module) in by_namespace:
+            if (*namespace, module) in by_namespace:
                 raise CodegenError(
                     f"task {source.task!r} would be the module {module}.py beside the "
                     f"namespace package {module}/ of other tasks; rename one of them"
