@@ -125,9 +125,19 @@ class Worker:
     """One `celery worker` subprocess (prefork, concurrency 2) in its own process group."""
 
     def __init__(
-        self, setup: Setup, log_dir: Path, env: Mapping[str, str] | None = None, name: str = "w"
+        self,
+        setup: Setup,
+        log_dir: Path,
+        env: Mapping[str, str] | None = None,
+        name: str = "w",
+        app: str = "worker_app",
+        cwd: Path = TESTS,
+        queues: tuple[str, ...] = (),
     ) -> None:
         self.setup = setup
+        self.app = app
+        self.cwd = cwd
+        self.queues = queues or (setup.queue,)
         self.name = unique(name)
         self.log = log_dir / f"{self.name}.log"
         self.env = {
@@ -147,14 +157,14 @@ class Worker:
             "-m",
             "celery",
             "-A",
-            "worker_app",
+            self.app,
             "worker",
             "-P",
             "prefork",
             "-c",
             "2",
             "-Q",
-            self.setup.queue,
+            ",".join(self.queues),
             "-n",
             f"{self.name}@%h",
             "--without-gossip",
@@ -166,7 +176,7 @@ class Worker:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
-                cwd=TESTS,
+                cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -228,9 +238,13 @@ class Worker:
 
 @contextmanager
 def running_worker(
-    setup: Setup, log_dir: Path, env: Mapping[str, str] | None = None, name: str = "w"
+    setup: Setup,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+    name: str = "w",
+    app: str = "worker_app",
 ) -> Iterator[Worker]:
-    worker = Worker(setup, log_dir, env, name)
+    worker = Worker(setup, log_dir, env, name, app)
     try:
         yield worker.start()
     finally:

@@ -1,0 +1,1 @@
+"""The taskschema example service: orders and notifications as contracted Celery tasks."""
