@@ -191,12 +191,13 @@ def codegen(
         _report(output, result, console, checking=True)
         if result.stale:
             sys.stdout.write(result.diff())
-            console.print(
+            typer.echo(
                 f"{len(result.stale)} generated file(s) in {settings.out} are out of date; "
-                "run `taskschema codegen` to regenerate them"
+                "run `taskschema codegen` to regenerate them",
+                err=True,
             )
             raise typer.Exit(EXIT_STALE)
-        console.print(f"{settings.out}: up to date ({len(output.files)} files)")
+        typer.echo(f"{settings.out}: up to date ({len(output.files)} files)", err=True)
         return
     apply(result)
     _report(output, result, console, checking=False)
@@ -238,7 +239,7 @@ def _report(output: Output, result: Plan, console: Console, *, checking: bool) -
         )
     if len(rows) < TABLE_FROM:
         for name, version, files, status in rows:
-            console.print(f"{name} (version {version}): {files}: {status}")
+            typer.echo(f"{name} (version {version}): {files}: {status}", err=True)
     else:
         table = Table(title=f"taskschema codegen -> {result.out}")
         for column in ("task", "version", "files", "status"):
@@ -254,6 +255,8 @@ def _report(output: Output, result: Plan, console: Console, *, checking: bool) -
     written = sum(1 for change in result.changes.values() if change in ("added", "changed"))
     kept = len(result.changes) - written - len(removed)
     if checking:
-        console.print(f"{written} file(s) stale, {kept} up to date, {len(removed)} to remove")
+        typer.echo(
+            f"{written} file(s) stale, {kept} up to date, {len(removed)} to remove", err=True
+        )
     else:
-        console.print(f"{written} file(s) written, {kept} unchanged, {len(removed)} removed")
+        typer.echo(f"{written} file(s) written, {kept} unchanged, {len(removed)} removed", err=True)

@@ -53,6 +53,8 @@ class Models:
 
     source: str
     classes: tuple[str, ...]
+    # By task module name, not task name: the same input in another namespace (and so
+    # the same cache entry) has other task names.
     signatures: dict[str, Signature]
 
 
@@ -426,7 +428,7 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
         source, line_length=LINE_LENGTH, wrap_string_literal=True, string_normalization=True
     )
     signatures = {
-        task.task: _signature(signature_classes, name, task, inline, imported, kept_classes)
+        task.module: _signature(signature_classes, name, task, inline, imported, kept_classes)
         for name, task in signature_names.items()
     }
     return Models(source=source, classes=kept_classes, signatures=signatures)

@@ -460,7 +460,7 @@ def generate_python(
         prefix = f"{folder}/" if folder else ""
         files[f"{prefix}_models.py"] = _models_module(namespace, models)
         for task in namespace.tasks:
-            writer = _TaskWriter(task, models.signatures[task.task], models.classes)
+            writer = _TaskWriter(task, models.signatures[task.module], models.classes)
             files[f"{prefix}{task.module}.py"] = writer.render()
         if progress is not None:
             progress(len(built), len(namespaces), namespace.dotted or "(top level)")

@@ -232,7 +232,8 @@ def _plan_namespace(parts: tuple[str, ...], sources: list[Source]) -> NamespaceP
         final[task, name] = (
             name if len(variants) == 1 else name + pascal(variants[key].split(".")[-1])
         )
-    taken = set(final.values())
+    # A suffixed name must not be the name of another definition kept as it is.
+    kept = {name for name, variants in shapes.items() if len(variants) == 1}
     namespace = NamespacePlan(parts)
     for source in sources:
         contract = source.contract
@@ -240,7 +241,7 @@ def _plan_namespace(parts: tuple[str, ...], sources: list[Source]) -> NamespaceP
         task_pascal = pascal(module)
         names = {name: final[source.task, name] for name in contract.defs}
         for name, new in names.items():
-            if new != name and new in taken and (source.task, new) not in final:
+            if new != name and new in kept:
                 raise CodegenError(
                     f"task {source.task!r}: definition {name!r} differs from another task's "
                     f"and its namespaced name {new!r} is already a definition; rename one"
