@@ -30,7 +30,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         migrate(engine)
         app.state.store = Store(engine)
         app.state.settings = settings
-        app.state.gateway = Gateway.from_settings(settings)
+        app.state.gateway = Gateway.from_settings(settings, app.state.store)
         yield
         app.state.gateway.close()
         engine.dispose()

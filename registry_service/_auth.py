@@ -12,7 +12,7 @@ from ._errors import InsufficientScope, InvalidToken, MissingToken
 from ._settings import RegistrySettings
 from ._store import Store, TokenInfo
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `taskschema token create`.")
+bearer = HTTPBearer(auto_error=False, description="A token from `taskschema token create`.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
@@ -27,10 +27,11 @@ def get_settings(request: Request) -> RegistrySettings:
 
 
 StoreDep = Annotated[Store, Depends(get_store)]
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def _authenticate(store: Store, credentials: HTTPAuthorizationCredentials | None) -> TokenInfo:
+def authenticate(store: Store, credentials: HTTPAuthorizationCredentials | None) -> TokenInfo:
+    """The live token the request carries; 401 without one, or for an unknown or revoked one."""
     if credentials is None:
         raise MissingToken("this request needs 'Authorization: Bearer <token>'", headers=_CHALLENGE)
     token = store.find_token(credentials.credentials)
@@ -39,17 +40,21 @@ def _authenticate(store: Store, credentials: HTTPAuthorizationCredentials | None
     return token
 
 
+def check_scope(token: TokenInfo, scope: str) -> TokenInfo:
+    """`token` if it holds `scope` (or `admin`, which holds every scope); 403 otherwise."""
+    if scope not in token.scopes and "admin" not in token.scopes:
+        raise InsufficientScope(
+            f"token {token.name!r} lacks the {scope!r} scope "
+            f"(it has: {', '.join(sorted(token.scopes))})"
+        )
+    return token
+
+
 def require_scope(scope: str) -> Callable[[Store, Credentials], TokenInfo]:
     """A dependency admitting tokens with `scope` (or `admin`, which holds every scope)."""
 
     def dependency(store: StoreDep, credentials: Credentials) -> TokenInfo:
-        token = _authenticate(store, credentials)
-        if scope not in token.scopes and "admin" not in token.scopes:
-            raise InsufficientScope(
-                f"token {token.name!r} lacks the {scope!r} scope "
-                f"(it has: {', '.join(sorted(token.scopes))})"
-            )
-        return token
+        return check_scope(authenticate(store, credentials), scope)
 
     return dependency
 
@@ -61,4 +66,4 @@ def read_access(
 ) -> None:
     """Reads are open unless the registry requires a token for them; any valid token reads."""
     if settings.require_auth_for_reads:
-        _authenticate(store, credentials)
+        authenticate(store, credentials)

@@ -10,24 +10,36 @@ does, for `AsyncResult.get`), which a gateway never reads that way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
+import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 from celery import Celery, states
-from kombu.exceptions import ContentDisallowed, DecodeError, OperationalError
+from fastapi.security import HTTPAuthorizationCredentials
+from kombu.exceptions import (  # type: ignore[attr-defined]  # the stubs predate kombu 5.7
+    BatchPublishError,
+    ContentDisallowed,
+    DecodeError,
+    OperationalError,
+)
 from kombu.utils.url import maybe_sanitize_url
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from taskschema import CallValidationError, ContractViolation, TaskContract, Violation
 from taskschema._typed import PRODUCER_OPTIONS
 from taskschema.kombu import _type_markers
 
+from ._auth import authenticate, check_scope
 from ._errors import ApiError
 from ._gateway_models import (
     ContractFailure,
@@ -37,8 +49,15 @@ from ._gateway_models import (
     TaskResult,
 )
 from ._settings import RegistrySettings
+from ._store import Store, TokenInfo, hash_token
 
 logger = logging.getLogger("registry_service.gateway")
+
+K = TypeVar("K")
+V = TypeVar("V")
+COMPILED_CONTRACTS: Final = 512  # contracts kept compiled, by fingerprint
+PUBLISHER_THREADS: Final = 4  # so a slow broker round trip does not hold up every send
+MAX_BATCH: Final = 256  # messages published together at most
 
 # One retry: a pooled connection the broker dropped is re-established on the second try,
 # while an unreachable broker costs at most two connect timeouts before the 503.
@@ -142,30 +161,100 @@ def send_options(contract: TaskContract, options: SendOptions) -> dict[str, Any]
     return merged
 
 
-class ContractCache:
-    """Contracts by fingerprint, parsed and compiled once per process.
+class LoadingCache(Generic[K, V]):
+    """Values loaded in a worker thread and kept for `seconds` (with 0, loaded every time).
 
-    Stored contract documents never change, so the meta-schema check and the validator
-    compilation are paid once per contract, not once per send.
+    Concurrent misses on one key share one load, so an expired entry under load costs
+    one database query, not one per waiting request. Failed loads are not kept. Used
+    from the event loop only, so it needs no lock.
     """
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, seconds: float, size: int = 4096) -> None:
+        self._seconds = seconds
         self._size = size
-        self._contracts: OrderedDict[str, TaskContract] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: dict[K, tuple[V, float]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
-    def get(self, fingerprint: str, document: Mapping[str, Any]) -> TaskContract:
+    async def get(self, key: K, load: Callable[[], V]) -> V:
+        entry = self._entries.get(key)
+        if entry is not None and time.monotonic() < entry[1]:
+            return entry[0]
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(run_in_threadpool(load))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda done: self._loaded(key, done))
+        # Shielded: a waiter whose client went away must not cancel the others' load.
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: K, done: asyncio.Future[V]) -> None:
+        del self._loading[key]
+        if self._seconds <= 0 or done.cancelled() or done.exception() is not None:
+            return
+        if len(self._entries) >= self._size:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[key] = (done.result(), time.monotonic() + self._seconds)
+
+
+@dataclass(frozen=True)
+class ResolvedContract:
+    contract: TaskContract
+    version: int
+
+
+class Contracts:
+    """The contract a send is validated against: the task's latest live version, or the
+    one asked for.
+
+    Compiled once per fingerprint (stored documents never change), and which version a
+    name resolves to is remembered for `cache_seconds`, so sends do not wait on the
+    database; a newly published version is used within that time.
+    """
+
+    def __init__(self, store: Store, cache_seconds: float) -> None:
+        self._store = store
+        self._resolved: LoadingCache[tuple[str, int | None], ResolvedContract] = LoadingCache(
+            cache_seconds
+        )
+        self._compiled: dict[str, TaskContract] = {}
+        self._lock = threading.Lock()  # _load runs in worker threads
+
+    async def resolve(self, name: str, version: int | None) -> ResolvedContract:
+        """Raises the store's 404s for an unknown task or version."""
+        return await self._resolved.get((name, version), partial(self._load, name, version))
+
+    def _load(self, name: str, version: int | None) -> ResolvedContract:
+        detail = self._store.get_version(name, version, include_deleted=False)
         with self._lock:
-            contract = self._contracts.get(fingerprint)
-            if contract is not None:
-                self._contracts.move_to_end(fingerprint)
-                return contract
-        contract = TaskContract(document)  # outside the lock: compiling may take a while
-        with self._lock:
-            self._contracts[fingerprint] = contract
-            while len(self._contracts) > self._size:
-                self._contracts.popitem(last=False)
-        return contract
+            contract = self._compiled.get(detail.fingerprint)
+        if contract is None:
+            contract = TaskContract(detail.contract)  # validated and compiled once
+            with self._lock:
+                if len(self._compiled) >= COMPILED_CONTRACTS:
+                    del self._compiled[next(iter(self._compiled))]
+                self._compiled[detail.fingerprint] = contract
+        return ResolvedContract(contract, detail.version)
+
+
+class Tokens:
+    """Bearer tokens of senders, checked against the database at most once per
+    `cache_seconds` each: a revoked token is refused within that time."""
+
+    def __init__(self, store: Store, cache_seconds: float) -> None:
+        self._store = store
+        self._verified: LoadingCache[str, TokenInfo] = LoadingCache(cache_seconds)
+
+    async def authorize(
+        self, credentials: HTTPAuthorizationCredentials | None, scope: str
+    ) -> TokenInfo:
+        """The token if it is live and holds `scope` (or admin); 401 or 403 otherwise.
+        Only tokens that passed are remembered."""
+        if credentials is None:
+            return authenticate(self._store, None)  # raises: no token
+        token = await self._verified.get(
+            hash_token(credentials.credentials), partial(authenticate, self._store, credentials)
+        )
+        return check_scope(token, scope)
 
 
 # -- publishing ------------------------------------------------------------------------
@@ -202,28 +291,114 @@ class Publisher:
             *connection.connection_errors,
             *connection.channel_errors,
         )
+        self._pending: queue.SimpleQueue[_Send | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
-    def send(self, task: str, params: dict[str, Any], options: dict[str, Any]) -> str:
-        """Publish `task` with `params` as its keyword arguments; returns the task id.
+    async def publish(self, task: str, params: dict[str, Any], options: dict[str, Any]) -> str:
+        """Publish `task` with `params` as its keyword arguments; returns the task id once
+        the broker has the message (with RabbitMQ, once it confirmed it).
 
-        Raises `BrokerUnavailable` when the broker cannot be reached in time.
+        The message is handed to a publisher thread, which sends every message waiting
+        at that moment through one producer in one kombu publish batch (one Redis
+        pipeline), so concurrent sends share the broker round trips. Raises
+        `BrokerUnavailable` when the broker cannot be reached in time.
         """
+        self._start()
         options = dict(options)
         task_id = options.pop("task_id", None) or str(uuid.uuid4())
         if self._confirm_timeout is not None:
             options["confirm_timeout"] = self._confirm_timeout
-        try:
-            self.app.send_task(task, kwargs=params, task_id=task_id, **options)
-        except self._unavailable as exc:
-            logger.warning("could not publish %s[%s] to %s: %r", task, task_id, self.location, exc)
-            raise BrokerUnavailable(
-                f"the broker at {self.location} is unavailable ({type(exc).__name__}: {exc}); "
-                "nothing was published, try again later"
-            ) from None
+        loop = asyncio.get_running_loop()
+        sent: asyncio.Future[None] = loop.create_future()
+        self._pending.put(_Send(task, task_id, params, options, loop, sent))
+        await sent
         return task_id
 
+    def _start(self) -> None:
+        if self._threads:
+            return
+        with self._lock:
+            if self._threads:
+                return
+            for index in range(PUBLISHER_THREADS):
+                thread = threading.Thread(
+                    target=self._run, name=f"taskschema-publisher-{index}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _run(self) -> None:
+        while (first := self._pending.get()) is not None:
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    waiting = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if waiting is None:
+                    self._pending.put(None)  # keep the stop signal for this thread's next turn
+                    break
+                batch.append(waiting)
+            self._send(batch)
+
+    def _send(self, batch: list[_Send]) -> None:
+        error: BaseException | None = None
+        try:
+            with self.app.producer_or_acquire() as producer, producer.batch():
+                for send in batch:
+                    self.app.send_task(
+                        send.task,
+                        kwargs=send.params,
+                        task_id=send.task_id,
+                        producer=producer,
+                        **send.options,
+                    )
+        except BatchPublishError as exc:
+            logger.warning("a publish batch to %s failed: %r", self.location, exc.__cause__)
+            error = BrokerUnavailable(
+                f"the broker at {self.location} failed while the message was being written "
+                f"({exc.__cause__!r}); it may or may not have been published"
+            )
+        except self._unavailable as exc:
+            logger.warning("could not publish to %s: %r", self.location, exc)
+            error = BrokerUnavailable(
+                f"the broker at {self.location} is unavailable ({type(exc).__name__}: {exc}); "
+                "nothing was published, try again later"
+            )
+        except BaseException as exc:  # a bug: every waiting request must hear of it
+            logger.exception("publishing to %s failed", self.location)
+            error = exc
+        for send in batch:
+            send.loop.call_soon_threadsafe(_settle, send.sent, error)
+
     def close(self) -> None:
+        for _ in self._threads:
+            self._pending.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
         self.app.close()
+
+
+@dataclass(frozen=True)
+class _Send:
+    """One message waiting for a publisher thread, and how to tell its request."""
+
+    task: str
+    task_id: str
+    params: dict[str, Any]
+    options: dict[str, Any]
+    loop: asyncio.AbstractEventLoop
+    sent: asyncio.Future[None]
+
+
+def _settle(sent: asyncio.Future[None], error: BaseException | None) -> None:
+    if sent.done():  # the request was cancelled (its client went away)
+        return
+    if error is None:
+        sent.set_result(None)
+    else:
+        sent.set_exception(error)
 
 
 # -- reading results -------------------------------------------------------------------
@@ -241,6 +416,10 @@ class ResultReader:
             redis_socket_connect_timeout=timeout,
             redis_socket_timeout=timeout,
         )
+
+    async def fetch(self, task_id: str) -> TaskResult:
+        """`read` in a worker thread, so the event loop never waits on the backend."""
+        return await run_in_threadpool(self.read, task_id)
 
     def read(self, task_id: str) -> TaskResult:
         """The task's state, with its result on SUCCESS and its error on failure."""
@@ -292,19 +471,28 @@ def _failure(exc: BaseException) -> ContractFailure | ExceptionFailure:
 
 class Gateway:
     """What the gateway routes use: the publisher and the result reader (each None when
-    not configured) and the compiled contracts."""
+    not configured), the contracts to validate with, and the senders' tokens."""
 
-    def __init__(self, publisher: Publisher | None, results: ResultReader | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        publisher: Publisher | None,
+        results: ResultReader | None,
+        cache_seconds: float,
+    ) -> None:
         self.publisher = publisher
         self.results = results
-        self.contracts = ContractCache()
+        self.contracts = Contracts(store, cache_seconds)
+        self.tokens = Tokens(store, cache_seconds)
 
     @classmethod
-    def from_settings(cls, settings: RegistrySettings) -> Gateway:
+    def from_settings(cls, settings: RegistrySettings, store: Store) -> Gateway:
         timeout = settings.gateway_timeout
         return cls(
+            store,
             Publisher(settings.broker_url, timeout) if settings.broker_url else None,
             ResultReader(settings.result_backend, timeout) if settings.result_backend else None,
+            settings.gateway_cache_seconds,
         )
 
     def close(self) -> None:

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials
 
 from taskschema import ErrorBody, InvalidJSONError, loads_strict
 
-from ._auth import StoreDep, read_access, require_scope
+from ._auth import bearer, read_access
 from ._errors import InvalidJSON, UnsupportedMediaType
 from ._gateway import (
     BrokerNotConfigured,
-    ContractCache,
     Gateway,
     Publisher,
     ResultBackendNotConfigured,
@@ -24,6 +24,7 @@ from ._gateway import (
 )
 from ._gateway_models import TASK_ID_PATTERN, SendRequest, TaskAccepted, TaskResult
 from ._routes import TaskName
+from ._store import TokenInfo
 
 
 class _StrictJSONRequest(Request):
@@ -63,12 +64,19 @@ class StrictJSONRoute(APIRoute):
         return strict_json_handler
 
 
-def _gateway(request: Request) -> Gateway:
+# The dependencies below do no I/O, so they are async: FastAPI would run plain functions
+# in a worker thread, one thread hop each, on every send.
+
+
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.app.state.gateway
     return gateway
 
 
-def get_publisher(gateway: Annotated[Gateway, Depends(_gateway)]) -> Publisher:
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+
+async def get_publisher(gateway: GatewayDep) -> Publisher:
     """The broker's publisher; 503 when the registry has no broker configured."""
     if gateway.publisher is None:
         raise BrokerNotConfigured(
@@ -78,7 +86,7 @@ def get_publisher(gateway: Annotated[Gateway, Depends(_gateway)]) -> Publisher:
     return gateway.publisher
 
 
-def get_results(gateway: Annotated[Gateway, Depends(_gateway)]) -> ResultReader:
+async def get_results(gateway: GatewayDep) -> ResultReader:
     """The result backend's reader; 503 when the registry has none configured."""
     if gateway.results is None:
         raise ResultBackendNotConfigured(
@@ -88,13 +96,16 @@ def get_results(gateway: Annotated[Gateway, Depends(_gateway)]) -> ResultReader:
     return gateway.results
 
 
-def get_contracts(gateway: Annotated[Gateway, Depends(_gateway)]) -> ContractCache:
-    return gateway.contracts
+async def send_access(
+    gateway: GatewayDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> TokenInfo:
+    """A live token with the `send` scope (admin holds every scope)."""
+    return await gateway.tokens.authorize(credentials, "send")
 
 
 PublisherDep = Annotated[Publisher, Depends(get_publisher)]
 ResultsDep = Annotated[ResultReader, Depends(get_results)]
-ContractsDep = Annotated[ContractCache, Depends(get_contracts)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422)
@@ -106,13 +117,12 @@ router = APIRouter(route_class=StrictJSONRoute, tags=["gateway"], responses=_ERR
 @router.post(
     "/tasks/{name}/send",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(require_scope("send"))],
+    dependencies=[Depends(send_access)],
 )
-def send_task(
+async def send_task(
     name: TaskName,
+    gateway: GatewayDep,
     publisher: PublisherDep,
-    store: StoreDep,
-    contracts: ContractsDep,
     response: Response,
     call: Annotated[SendRequest, Body()] = SendRequest(),  # noqa: B008 (an immutable model)
     version: Annotated[
@@ -126,12 +136,12 @@ def send_task(
     `options` override them. A call that breaks the contract is refused with every
     violation (422) and nothing is published. Needs a token with the `send` scope.
     """
-    detail = store.get_version(name, version, include_deleted=False)
-    contract = contracts.get(detail.fingerprint, detail.contract)
-    params = check_call(contract, call)
-    task_id = publisher.send(contract.task, params, send_options(contract, call.options))
+    resolved = await gateway.contracts.resolve(name, version)
+    params = check_call(resolved.contract, call)
+    options = send_options(resolved.contract, call.options)
+    task_id = await publisher.publish(resolved.contract.task, params, options)
     response.headers["Location"] = f"/results/{task_id}"
-    return TaskAccepted(task_id=task_id, task=contract.task, version=detail.version)
+    return TaskAccepted(task_id=task_id, task=name, version=resolved.version)
 
 
 @router.get(
@@ -140,7 +150,7 @@ def send_task(
     response_model_exclude_unset=True,
     responses={502: {"model": ErrorBody, "description": "The stored result is not JSON."}},
 )
-def get_result(
+async def get_result(
     task_id: Annotated[str, Path(pattern=TASK_ID_PATTERN, description="The id a send returned.")],
     results: ResultsDep,
     response: Response,
@@ -148,6 +158,6 @@ def get_result(
     """A task's state from the result backend: `result` on SUCCESS; on FAILURE `error`,
     which for a call the worker refused is its structured error listing every violation.
     An unknown id is PENDING, as in Celery."""
-    result = results.read(task_id)
+    result = await results.fetch(task_id)
     response.headers["Cache-Control"] = "no-store"
     return result

@@ -37,6 +37,13 @@ class RegistrySettings(BaseSettings):
         description="Seconds the gateway waits to connect to the broker or result backend "
         "(per attempt; a publish is tried twice) before answering 503.",
     )
+    gateway_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long the gateway reuses a verified `send` token and a task's "
+        "resolved contract version before asking the database again; a revoked token or a "
+        "newly published version takes effect on sends within this time. 0 turns it off.",
+    )
 
     @field_validator("result_backend")
     @classmethod

@@ -24,12 +24,14 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu import Exchange, Queue
 from kombu.message import Message
 from workers import (
     BROKERS,
+    REDIS_BROKER_URL,
     RESULT_BACKEND_URL,
     RESULT_TIMEOUT,
     DeadLetters,
@@ -43,7 +45,7 @@ from workers import (
 from registry_service import RegistrySettings
 from registry_service._gateway import CallRefused, check_call
 from registry_service._gateway_models import SendRequest
-from taskschema import StaticContracts, TaskContract
+from taskschema import CompatibilityMode, StaticContracts, TaskContract
 from taskschema.kombu import MessageDecoder, Rejection, TaskCall
 
 from conftest import Registry, start_registry
@@ -700,3 +702,31 @@ def test_the_gateway_accepts_exactly_the_calls_the_worker_accepts(
     # What the gateway publishes (keyword arguments, defaults left out) passes too.
     assert isinstance(DECODER.decode(_message([], params)), TaskCall)
     assert set(params) == set(kwargs) | set(GREET_CONTRACT.parameters[: len(args)])
+
+
+def test_revocations_and_new_versions_reach_sends_within_the_cache_time(tmp_path: Path) -> None:
+    require_services("redis")
+    cache = 0.3
+    with registry_with(tmp_path, broker_url=REDIS_BROKER_URL, gateway_cache_seconds=cache) as live:
+        token_id_before = {t.id for t in live.store.list_tokens()}
+        token = live.store.create_token("short-lived", ["send"])
+        (token_id,) = {t.id for t in live.store.list_tokens()} - token_id_before
+        queue = unique("taskschema.test.cache")
+        call = {"args": [ADA], "kwargs": {"times": 5}, "options": {"queue": queue}}
+        with client(live.url, token) as http:
+            assert send(http, "demo.greet", call).status_code == 202
+            stricter = json.loads(json.dumps(GREET))
+            stricter["params"]["properties"]["times"]["maximum"] = 4
+            live.store.set_config("demo.greet", CompatibilityMode.NONE)
+            assert (
+                live.publisher.post("/tasks/demo.greet/versions", json=stricter).status_code == 201
+            )
+            live.store.revoke_token(token_id)
+            time.sleep(cache * 2)
+            refused = send(http, "demo.greet", call)
+            assert refused.status_code == 401, refused.text
+        with client(live.url, live.store.create_token("fresh", ["send"])) as http:
+            newer = send(http, "demo.greet", call)
+            assert newer.status_code == 422, newer.text  # validated against version 2
+            assert [v["path"] for v in newer.json()["violations"]] == ["/times"]
+        redis.Redis.from_url(REDIS_BROKER_URL).delete(queue)

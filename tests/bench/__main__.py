@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import bench_compat, bench_decoder
+from . import bench_compat, bench_decoder, bench_gateway
 
-for benchmark in (bench_compat, bench_decoder):
+for benchmark in (bench_compat, bench_decoder, bench_gateway):
     benchmark.main()
     print()
