@@ -384,11 +384,24 @@ function codePoints(text: string): number {
 }
 
 /** Python's `str()` of the number or bool `json.loads` makes of this JSON value. */
-function pythonStr(value: number | boolean): string {
+export function pythonStr(value: number | boolean): string {
   if (typeof value === "boolean") return value ? "True" : "False";
-  // JSON.stringify writes String(value): without '.' or 'e' Python reads an int, else a
-  // float, whose str pads the exponent to two digits (1e-07).
-  return String(value).replace(/e([+-])(\d)$/, (_, sign: string, digit: string) => `e${sign}0${digit}`);
+  const text = String(value); // what JSON.stringify writes
+  if (!/[.e]/.test(text)) return text; // Python reads an int
+  // A float: Python's repr has the same shortest round-trip digits as JavaScript, but
+  // switches to exponent notation outside 1e-4 <= |x| < 1e16 and pads the exponent.
+  const [mantissa = "", exponentText = "0"] = Math.abs(value).toExponential().split("e");
+  const digits = mantissa.replace(".", "");
+  const exponent = Number(exponentText);
+  const point = exponent + 1; // where the decimal point falls in `digits`
+  const sign = value < 0 ? "-" : "";
+  if (point > -4 && point <= 16) {
+    if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
+    if (point >= digits.length) return `${sign}${digits}${"0".repeat(point - digits.length)}.0`;
+    return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+  }
+  const head = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+  return `${sign}${head}e${exponent < 0 ? "-" : "+"}${String(Math.abs(exponent)).padStart(2, "0")}`;
 }
 
 /** Where messages go: one broker connection. */
