@@ -40,7 +40,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from ._contract import TaskContract
-from ._exceptions import ContractViolation, Violation
+from ._exceptions import CallValidationError, ContractViolation, Violation
 from ._sources import ChainedSources, ContractSource, RegistryContracts, StaticContracts
 from ._validation import json_pointer
 from .kombu import (
@@ -318,11 +318,20 @@ class ContractTask(Task[Any, Any]):
         contract = gate.contract_for(self.name) if gate else None
         if contract is None:
             return self.run(*args, **kwargs)
-        params = contract.with_defaults(contract.bind(args, kwargs))
+        # Refusals are ContractViolations as in the consumer, so an eager or direct call
+        # fails the way a worker's does and its result rebuilds from plain JSON.
+        try:
+            params = contract.with_defaults(contract.bind(args, kwargs))
+        except CallValidationError as exc:
+            raise self._violation("signature", exc.message, exc.violations) from None
         if self.request.called_directly or self.request.is_eager:
-            contract.validate_params(params)  # the consumer has not seen this call
-        result = self.run(**self._inflate(params))
-        value = self._dump(result)
+            problems = contract.params_violations(params)  # the consumer has not seen it
+            if problems:
+                raise self._violation(
+                    "contract-violation", f"arguments of {self.name} break its contract", problems
+                )
+        result = self.run(**self.inflate(params))
+        value = self.dump_return(result)
         problems = contract.returns_violations(value)
         if problems:
             raise self._violation(
@@ -338,7 +347,12 @@ class ContractTask(Task[Any, Any]):
         rejection = Rejection(reason, message, problems, task=self.name, id=self.request.id)
         return ContractViolation(rejection.to_dict())
 
-    def _inflate(self, params: dict[str, Any]) -> dict[str, Any]:
+    def inflate(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The arguments as the function's annotated types: models built from plain JSON.
+
+        Raises `ContractViolation` ("signature") when the function's types are narrower
+        than the contract, naming every value they refuse.
+        """
         adapters = self._parameter_adapters
         inflated: dict[str, Any] = {}
         problems: list[Violation] = []
@@ -362,7 +376,8 @@ class ContractTask(Task[Any, Any]):
             )
         return inflated
 
-    def _dump(self, result: Any) -> Any:
+    def dump_return(self, result: Any) -> Any:
+        """A return value as plain JSON, through the function's return annotation."""
         adapter = self._return_adapter
         if adapter is not None:
             return adapter.dump_python(result, mode="json")
