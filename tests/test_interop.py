@@ -8,13 +8,17 @@ and the worker goes on running valid calls.
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -25,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from workers import (
     BROKERS,
     RESULT_TIMEOUT,
+    TESTS,
     DeadLetters,
     Setup,
     Worker,
@@ -106,6 +111,52 @@ class RawV1:
         return id_
 
 
+@dataclass(frozen=True)
+class GeneratedStub:
+    """Python through the stubs `taskschema codegen` generates: checked, typed sends.
+
+    The stubs are generated from a looser, older contract of demo.greet than the worker
+    enforces (no length, format or range limits), as when a producer was built against
+    an earlier version: its invalid calls get past the stub and the worker refuses them.
+    """
+
+    module: Any  # the generated demo_tasks.demo package
+
+    def send(self, setup: Setup, kwargs: dict[str, Any]) -> str:
+        greet, person = self.module.greet, self.module.Person
+        app = setup.client()
+        call = {**kwargs, "person": person.model_validate(kwargs["person"])}
+        result = greet.using(app).apply_async(call, queue=setup.queue)
+        app.close()
+        return str(result.id)
+
+
+def loosened(contract: dict[str, Any]) -> dict[str, Any]:
+    """demo.greet as an older producer knew it: without the limits the worker checks."""
+    person = contract["$defs"]["Person"]["properties"]
+    del person["name"]["minLength"], person["born"]["format"]
+    del contract["params"]["properties"]["times"]["maximum"]
+    return contract
+
+
+def generated_stubs(folder: Path) -> Any:
+    contracts = folder / "contracts"
+    contracts.mkdir()
+    greet = loosened(json.loads((TESTS / "contracts" / "demo.greet.json").read_text()))
+    (contracts / "demo.greet.json").write_text(json.dumps(greet))
+    generated = subprocess.run(
+        [Path(sys.executable).parent / "taskschema", "codegen", "--from", contracts,
+         "--out", folder / "interop_stubs"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert generated.returncode == 0, generated.stderr
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module("interop_stubs.demo")
+    finally:
+        sys.path.remove(str(folder))
+
+
 PRODUCERS: dict[str, Producer] = {
     "raw-v2-minimal-headers": RawV2(),
     "raw-v2-null-headers": RawV2(null_headers=True),
@@ -152,8 +203,16 @@ def dead_letters(setup: Setup) -> DeadLetters:
     return DeadLetters(setup)
 
 
-@pytest.fixture(params=sorted(PRODUCERS))
+@pytest.fixture(scope="module")
+def stubs(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return generated_stubs(tmp_path_factory.mktemp("interop-stubs"))
+
+
+@pytest.fixture(params=[*sorted(PRODUCERS), "python-generated-stub"])
 def producer(request: pytest.FixtureRequest) -> Producer:
+    if request.param == "python-generated-stub":
+        stub: Producer = GeneratedStub(request.getfixturevalue("stubs"))
+        return stub
     return PRODUCERS[request.param]
 
 
