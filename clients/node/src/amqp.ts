@@ -5,7 +5,7 @@
  */
 import { connect, type ChannelModel, type ConfirmChannel, type Options } from "amqplib";
 
-import { redact } from "./backend";
+import { messageOf, redact } from "./backend";
 import { BrokerError } from "./errors";
 import type { TaskMessage, Transport } from "./protocol";
 
@@ -64,22 +64,26 @@ export class AmqpTransport implements Transport {
 
   async publish(message: TaskMessage): Promise<void> {
     if (this.closed) throw new BrokerError("the producer is closed");
-    let channel: ConfirmChannel;
+    let connected: Connected;
     try {
-      const connected = await this.connected();
-      channel = connected.channel;
+      connected = await this.connected();
+    } catch (error) {
+      throw this.error(`could not connect to ${redact(this.url)}`, error);
+    }
+    try {
       await this.ensureQueue(connected, message.queue);
     } catch (error) {
-      throw this.error(`could not reach queue '${message.queue}'`, error);
+      throw this.error(`could not check or declare queue '${message.queue}' on ${redact(this.url)}`, error);
     }
+    const { channel } = connected;
     await new Promise<void>((resolve, reject) => {
       try {
         channel.publish("", message.queue, message.body, amqpPublishOptions(message), (error) => {
-          if (error) reject(this.error(`the broker did not confirm ${String(message.headers["task"])}`, error));
+          if (error) reject(this.error(`${redact(this.url)} did not confirm ${String(message.headers["task"])}`, error));
           else resolve();
         });
       } catch (error) {
-        reject(this.error(`could not publish ${String(message.headers["task"])}`, error));
+        reject(this.error(`could not publish ${String(message.headers["task"])} to ${redact(this.url)}`, error));
       }
     });
   }
@@ -164,6 +168,6 @@ export class AmqpTransport implements Transport {
   }
 
   private error(what: string, cause: unknown): BrokerError {
-    return new BrokerError(`${what} on ${redact(this.url)}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    return new BrokerError(`${what}: ${messageOf(cause)}`, { cause });
   }
 }

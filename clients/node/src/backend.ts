@@ -96,7 +96,7 @@ export class RedisResultBackend {
       raw = await this.client.get(resultKey(taskId));
     } catch (error) {
       const cause = this.lastError ?? error;
-      throw new BrokerError(`result backend ${redact(this.url)} failed: ${String(cause)}`, { cause });
+      throw new BrokerError(`result backend ${redact(this.url)} failed: ${messageOf(cause)}`, { cause });
     }
     if (raw === null) return null;
     try {
@@ -135,4 +135,9 @@ export function redact(url: string): string {
   } catch {
     return url;
   }
+}
+
+/** An error's message without the `Error: ` prefix `String()` adds. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

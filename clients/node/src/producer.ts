@@ -131,7 +131,11 @@ class TaskSchemaProducer implements Producer {
     }
     const latest = await this.registry.latest(task);
     if (!latest && validate) {
-      throw new ValidationError(task, `${task} has no contract in the registry to validate against`, []);
+      throw new ValidationError(
+        task,
+        `${task} has no contract in the registry to validate against (send with {validate: false} to publish it unchecked)`,
+        [],
+      );
     }
     return latest?.contract ?? null;
   }

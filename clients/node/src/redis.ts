@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 
 import { Redis } from "ioredis";
 
-import { closeRedis, redact } from "./backend";
+import { closeRedis, messageOf, redact } from "./backend";
 import { BrokerError } from "./errors";
 import type { TaskMessage, Transport } from "./protocol";
 
@@ -84,7 +84,7 @@ export class RedisTransport implements Transport {
       await this.client.lpush(key, JSON.stringify(redisEnvelope(message)));
     } catch (error) {
       const cause = this.lastError ?? error;
-      throw new BrokerError(`could not publish ${String(message.headers["task"])} to ${redact(this.url)}: ${String(cause)}`, {
+      throw new BrokerError(`could not publish ${String(message.headers["task"])} to ${redact(this.url)}: ${messageOf(cause)}`, {
         cause,
       });
     }

@@ -44,7 +44,9 @@ export class RegistryClient {
     try {
       response = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
     } catch (error) {
-      throw new RegistryError(`registry at ${this.base} is unreachable: ${String(error)}`, null, "registry_unavailable", { cause: error });
+      // fetch() says only "fetch failed"; the reason (ECONNREFUSED, a timeout...) is its cause.
+      const reason = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+      throw new RegistryError(`registry at ${this.base} is unreachable: ${reason}`, null, "registry_unavailable", { cause: error });
     }
     const text = await response.text();
     let body: unknown;
