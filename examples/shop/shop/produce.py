@@ -28,6 +28,7 @@ from shop_tasks.orders import (
     process_order,
 )
 
+# Stubs send through the current Celery app (this one), or another: `stub.using(app)`.
 app = Celery(
     "shop-producer",
     broker=os.environ.get("SHOP_BROKER_URL", "redis://127.0.0.1:6379/0"),
@@ -55,21 +56,19 @@ def main() -> None:
         ),
         placed_at=datetime.now(UTC),
     )
-    receipt = process_order.using(app).delay(order=order, priority=5).get(timeout=TIMEOUT)
+    receipt = process_order.delay(order=order, priority=5).get(timeout=TIMEOUT)
     print(f"process_order -> {type(receipt).__name__}: {receipt.model_dump_json()}")
 
-    cancelled = (
-        cancel_order.using(app)
-        .delay(order_id=order.id, reason=CancelOrderReason.customer_request)
-        .get(timeout=TIMEOUT)
-    )
+    cancelled = cancel_order.delay(
+        order_id=order.id, reason=CancelOrderReason.customer_request
+    ).get(timeout=TIMEOUT)
     print(f"cancel_order  -> {type(cancelled).__name__}: {cancelled.model_dump_json()}")
 
-    sent = send_email.using(app).delay(to="ada@example.com", subject="Hi", body="Thanks!")
+    sent = send_email.delay(to="ada@example.com", subject="Hi", body="Thanks!")
     print(f"send_email    -> {sent.get(timeout=TIMEOUT).model_dump_json()}")
 
     try:  # refused before anything is published: priority is at most 9
-        process_order.using(app).delay(order=order, priority=12)
+        process_order.delay(order=order, priority=12)
     except CallValidationError as exc:
         print(f"refused       -> {exc}")
 
