@@ -93,8 +93,40 @@ export function buildTaskMessage(spec: MessageSpec): TaskMessage {
     contentEncoding: CONTENT_ENCODING,
     headers,
     properties,
-    body: Buffer.from(JSON.stringify(body), "utf8"),
+    body: Buffer.from(pythonJson(body), "utf8"),
   };
+}
+
+/**
+ * `value` as Python's `json.dumps` writes it, which is how kombu serializes Celery's
+ * messages: `", "` and `": "` separators, everything outside printable ASCII escaped
+ * (`\u00e9`, surrogate pairs), floats as Python's `repr`. The bytes Node sends are then the
+ * bytes Celery sends for the same call.
+ */
+export function pythonJson(value: Json): string {
+  if (value === null) return "null";
+  if (typeof value === "boolean") return value ? "true" : "false";
+  if (typeof value === "number") return pythonStr(value);
+  if (typeof value === "string") return pythonJsonString(value);
+  if (Array.isArray(value)) return `[${value.map(pythonJson).join(", ")}]`;
+  return `{${Object.entries(value)
+    .map(([key, item]) => `${pythonJsonString(key)}: ${pythonJson(item)}`)
+    .join(", ")}}`;
+}
+
+const SHORT_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "\b": "\\b",
+  "\f": "\\f",
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+};
+
+function pythonJsonString(text: string): string {
+  // UTF-16 code units: a character outside the BMP becomes its surrogate pair, as in Python.
+  return `"${text.replace(/[^ -~]|["\\]/g, (unit) => SHORT_ESCAPES[unit] ?? `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`)}"`;
 }
 
 /** Python's `datetime.isoformat()` of an aware UTC datetime: `2026-01-02T03:04:05.678000+00:00`. */

@@ -9,7 +9,7 @@ import { Redis } from "ioredis";
 
 import { closeRedis, messageOf, redact } from "./backend";
 import { BrokerError } from "./errors";
-import type { TaskMessage, Transport } from "./protocol";
+import { pythonJson, type Json, type TaskMessage, type Transport } from "./protocol";
 
 /** kombu's `PRIORITY_STEPS` and `Channel.sep`. */
 export const PRIORITY_STEPS: readonly number[] = [0, 3, 6, 9];
@@ -81,7 +81,8 @@ export class RedisTransport implements Transport {
   async publish(message: TaskMessage): Promise<void> {
     const key = redisQueueKey(message.queue, message.properties.priority);
     try {
-      await this.client.lpush(key, JSON.stringify(redisEnvelope(message)));
+      // Written as kombu writes it (an envelope is plain JSON: strings, numbers, objects).
+      await this.client.lpush(key, pythonJson(redisEnvelope(message) as unknown as Json));
     } catch (error) {
       const cause = this.lastError ?? error;
       throw new BrokerError(`could not publish ${String(message.headers["task"])} to ${redact(this.url)}: ${messageOf(cause)}`, {
