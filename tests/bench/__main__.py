@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import bench_compat, bench_decoder, bench_gateway
+from . import bench_codegen, bench_compat, bench_decoder, bench_gateway
 
-for benchmark in (bench_compat, bench_decoder, bench_gateway):
+for benchmark in (bench_codegen, bench_compat, bench_decoder, bench_gateway):
     benchmark.main()
     print()
