@@ -424,9 +424,11 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
                 edits.replace(node, f"from {node.module} import {names}")
     source = edits.apply()
     source = _strip_header(source)
-    source = apply_builtin_formatter(
-        source, line_length=LINE_LENGTH, wrap_string_literal=True, string_normalization=True
-    )
+    if any(len(line) > LINE_LENGTH for line in source.splitlines()):
+        # Only inlined types can make a line too long; the rest is formatted already.
+        source = apply_builtin_formatter(
+            source, line_length=LINE_LENGTH, wrap_string_literal=True, string_normalization=True
+        )
     signatures = {
         task.module: _signature(signature_classes, name, task, inline, imported, kept_classes)
         for name, task in signature_names.items()
