@@ -147,3 +147,11 @@ def registry(request: pytest.FixtureRequest) -> Registry:
 def task_name() -> str:
     """A task name no other test uses, so tests can share one registry."""
     return f"t{uuid.uuid4().hex[:10]}.job"
+
+
+@pytest.fixture(scope="session")
+def node_client() -> Path:
+    """clients/node, installed and built once per session (see tests/nodejs.py)."""
+    from nodejs import build_node_client  # nodejs imports workers, which imports conftest
+
+    return build_node_client()

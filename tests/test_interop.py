@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import nodejs
 import pytest
 from celery import Celery
 from celery.result import AsyncResult
@@ -131,6 +132,22 @@ class GeneratedStub:
         return str(result.id)
 
 
+@dataclass(frozen=True)
+class NodeClient:
+    """The Node producer (clients/node), in a real Node process, without client-side
+    validation so the worker is the one to refuse."""
+
+    package: Path
+
+    def send(self, setup: Setup, kwargs: dict[str, Any]) -> str:
+        out = nodejs.send(
+            self.package, setup.broker_url, "demo.greet", kwargs=kwargs,
+            options={"queue": setup.queue},
+        )  # fmt: skip
+        assert "error" not in out, out
+        return str(out["id"])
+
+
 def loosened(contract: dict[str, Any]) -> dict[str, Any]:
     """demo.greet as an older producer knew it: without the limits the worker checks."""
     person = contract["$defs"]["Person"]["properties"]
@@ -208,12 +225,17 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return generated_stubs(tmp_path_factory.mktemp("interop-stubs"))
 
 
-@pytest.fixture(params=[*sorted(PRODUCERS), "python-generated-stub"])
+@pytest.fixture(params=[*sorted(PRODUCERS), "python-generated-stub", "node-client"])
 def producer(request: pytest.FixtureRequest) -> Producer:
+    """Each producer; those needing set-up (codegen, a Node build) get it here."""
+    made: Producer
     if request.param == "python-generated-stub":
-        stub: Producer = GeneratedStub(request.getfixturevalue("stubs"))
-        return stub
-    return PRODUCERS[request.param]
+        made = GeneratedStub(request.getfixturevalue("stubs"))
+    elif request.param == "node-client":
+        made = NodeClient(request.getfixturevalue("node_client"))
+    else:
+        made = PRODUCERS[request.param]
+    return made
 
 
 def test_valid_call_runs_typed(

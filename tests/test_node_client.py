@@ -16,9 +16,7 @@ import base64
 import json
 import operator
 import re
-import shutil
 import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu import Queue
 from kombu.message import Message
+from nodejs import npm, run_node, send
 from workers import (
     BROKERS,
     REDIS_BROKER_DB,
@@ -52,10 +51,8 @@ from taskschema import TaskContract
 from taskschema._sources import StaticContracts
 from taskschema.kombu import MessageDecoder, TaskCall
 
-from conftest import ROOT, Registry, service_missing
+from conftest import Registry
 
-NODE_CLIENT = ROOT / "clients" / "node"
-BUILT_TESTS = NODE_CLIENT / "build" / "test"
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
 GREET = json.loads((CONTRACTS / "demo.greet.json").read_text())
 
@@ -68,69 +65,6 @@ GET = {"timeoutMs": int(RESULT_TIMEOUT * 1000)}
 
 def greeting(text: str = "Hello, Ada!", times: int = 1) -> dict[str, Any]:
     return {"text": text, "age_days": ADA_AGE_DAYS, "times": times}
-
-
-# -- the Node package -------------------------------------------------------------
-
-
-def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["npm", *args], cwd=NODE_CLIENT, capture_output=True, text=True, timeout=timeout
-    )
-
-
-@pytest.fixture(scope="session")
-def node_client() -> Path:
-    """clients/node with its dependencies installed, built (src and tests) just now."""
-    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
-    if missing:
-        service_missing(
-            "Node.js 20+ and npm (for clients/node)",
-            FileNotFoundError(f"{' and '.join(missing)} not on PATH"),
-        )
-    if not (NODE_CLIENT / "node_modules").is_dir():  # `make test` runs npm ci first
-        installed = npm("ci", "--no-audit", "--no-fund")
-        assert installed.returncode == 0, installed.stderr
-    for script in ("build", "build:test"):
-        built = npm("run", "--silent", script)
-        assert built.returncode == 0, f"npm run {script} failed:\n{built.stdout}{built.stderr}"
-    return NODE_CLIENT
-
-
-def run_node(script: str, instruction: Any) -> Any:
-    """Run a built test script with `instruction` as JSON on stdin; its JSON output."""
-    done = subprocess.run(
-        ["node", str(BUILT_TESTS / script)],
-        input=json.dumps(instruction),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    assert done.returncode == 0, f"node {script} exited {done.returncode}:\n{done.stderr}"
-    return json.loads(done.stdout)
-
-
-def send(
-    node_client: Path,
-    broker_url: str,
-    task: str,
-    *,
-    args: list[Any] | None = None,
-    kwargs: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-    registry: str | None = None,
-    get: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One send from a fresh Node process: `{"id", "result"}` or `{"error": {...}}`."""
-    producer: dict[str, Any] = {"broker": broker_url, "backend": RESULT_BACKEND_URL}
-    if registry is not None:
-        producer["registry"] = registry
-    call = {"args": args or [], "kwargs": kwargs or {}}
-    out: dict[str, Any] = run_node(
-        "harness.js",
-        {"producer": producer, "task": task, "call": call, "options": options or {}, "get": get},
-    )
-    return out
 
 
 def test_unit_tests_pass(node_client: Path) -> None:
