@@ -270,6 +270,27 @@ def test_ref_to_a_non_schema_location_is_refused(extra: dict[str, Any]) -> None:
     assert_refused(document, "/params/properties/kind/$ref", "")
 
 
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [
+        ({"type": "string", "pattern": "\\p{L}+"}, "/params/properties/x/pattern"),
+        (
+            {"type": "object", "patternProperties": {"\\p{Lu}": {}}},
+            "/params/properties/x/patternProperties/\\p{Lu}",
+        ),
+    ],
+    ids=["pattern", "patternProperties"],
+)
+def test_pattern_python_cannot_match_is_refused(schema: dict[str, Any], path: str) -> None:
+    """ECMA-262 allows \\p{...}; the reference validator's `re` does not, so such a
+    contract could never be checked: refused at publish, not at the first message."""
+    assert_refused(make({"x": schema}), path, "Python re")
+
+
+def test_pattern_in_data_values_is_not_checked() -> None:
+    assert TaskContract(make({"x": {"default": "\\p{L}", "examples": [{"pattern": "["}]}}))
+
+
 def test_several_problems_are_reported_together_sorted_by_path() -> None:
     document = make(
         {"class": {"type": "integer"}, "y": {"$ref": "https://e.com/s"}},

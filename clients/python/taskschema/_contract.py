@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import keyword
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property, lru_cache
 from importlib import resources
 from typing import Any, Final
 
-from jsonschema.protocols import Validator
 from pydantic import BaseModel, ConfigDict
 
 from ._exceptions import CallValidationError, ContractError, Violation
@@ -25,6 +25,7 @@ _IDENTITY_KEYWORDS: Final = frozenset({"$ref", "$id", "$anchor", "$dynamicAnchor
 _SCHEMA_MAPS: Final = frozenset(
     {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
 )
+_PATTERN_KEYWORDS: Final = frozenset({"pattern"})
 _DATA_KEYWORDS: Final = frozenset({"const", "enum", "default", "examples", "required"})
 
 
@@ -55,8 +56,9 @@ def meta_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _meta_validator() -> Validator:
-    return compile_schema(meta_schema())
+def _meta_validator() -> CompiledSchema:
+    # The fast path matters: codegen and registries load hundreds of contracts at once.
+    return CompiledSchema(meta_schema())
 
 
 class TaskContract:
@@ -238,12 +240,13 @@ def bundle(document: Mapping[str, Any], part: str) -> Any:
 
 def check_document(document: Any) -> list[Violation]:
     """Every problem with a would-be contract document; empty when it is a valid contract."""
-    problems = violations(_meta_validator(), document)
+    problems = _meta_validator().violations(document)
     if problems:
         # The rules below assume the document's shape; report the shape first.
         return problems
     problems.extend(_check_parameters(document))
     problems.extend(_check_references(document))
+    problems.extend(_check_patterns(document))
     if not problems:
         problems.extend(_check_defaults(document))
     problems.extend(_check_options(document.get("options", {})))
@@ -313,24 +316,44 @@ def _check_references(document: Mapping[str, Any]) -> Iterator[Violation]:
 
 
 def _walk_schema(
-    schema: Any, path: Sequence[str | int]
+    schema: Any, path: Sequence[str | int], keywords: frozenset[str] = _IDENTITY_KEYWORDS
 ) -> Iterator[tuple[Sequence[str | int], str, str]]:
-    """Yield (path, keyword, value) for each identity or reference keyword in a schema."""
+    """Yield (path, keyword, value) for each of `keywords` with a string value in a
+    schema; the names of `patternProperties` count as `pattern`s."""
     if not isinstance(schema, dict):
         return
     for key, value in schema.items():
-        if key in _IDENTITY_KEYWORDS and isinstance(value, str):
+        if key in keywords and isinstance(value, str):
             yield path, key, value
         elif key in _SCHEMA_MAPS and isinstance(value, dict):
             for name, subschema in value.items():
-                yield from _walk_schema(subschema, [*path, key, name])
+                if key == "patternProperties" and "pattern" in keywords:
+                    yield [*path, key], name, name
+                yield from _walk_schema(subschema, [*path, key, name], keywords)
         elif key in _DATA_KEYWORDS:
             continue
         elif isinstance(value, dict):
-            yield from _walk_schema(value, [*path, key])
+            yield from _walk_schema(value, [*path, key], keywords)
         elif isinstance(value, list):
             for index, item in enumerate(value):
-                yield from _walk_schema(item, [*path, key, index])
+                yield from _walk_schema(item, [*path, key, index], keywords)
+
+
+def _check_patterns(document: Mapping[str, Any]) -> Iterator[Violation]:
+    # The reference validator matches with Python's `re`; a pattern it cannot compile
+    # would make every later validation fail, whatever the fast path thinks of it.
+    roots = [("params", document["params"]), ("returns", document["returns"])]
+    roots.extend((f"$defs/{name}", schema) for name, schema in document.get("$defs", {}).items())
+    for root, schema in roots:
+        for path, key, pattern in _walk_schema(schema, root.split("/"), _PATTERN_KEYWORDS):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                yield Violation(
+                    path=json_pointer([*path, key]),
+                    message=f"{pattern!r} is not a regular expression taskschema can match "
+                    f"(Python re: {exc})",
+                )
 
 
 def _resolves(defs: Mapping[str, Any], pointer: str) -> bool:
