@@ -125,6 +125,9 @@ def start_registry(settings: RegistrySettings, backend: str) -> Iterator[Registr
     engine.dispose()
 
 
+live_registry = contextmanager(start_registry)
+
+
 @pytest.fixture(scope="session")
 def sqlite_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     url = f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"

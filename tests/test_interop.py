@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from celery.result import AsyncResult
 from prometheus_client.parser import text_string_to_metric_families
 from workers import (
     BROKERS,
+    RESULT_BACKEND_URL,
     RESULT_TIMEOUT,
     TESTS,
     DeadLetters,
@@ -39,7 +41,10 @@ from workers import (
     running_worker,
 )
 
+from registry_service import RegistrySettings
 from taskschema._exceptions import ContractViolation
+
+from conftest import live_registry, service_missing
 
 ADA = {"name": "Ada", "born": "1990-01-01T00:00:00Z"}
 ADA_AGE_DAYS = (datetime(2026, 1, 1, tzinfo=UTC) - datetime(1990, 1, 1, tzinfo=UTC)).days
@@ -148,6 +153,25 @@ class NodeClient:
         return str(out["id"])
 
 
+@dataclass(frozen=True)
+class CurlGateway:
+    """`curl` against the registry's task gateway, which validates against the registered
+    contract (the older, looser one, as for the stubs) and publishes for the caller."""
+
+    url: str
+    token: str
+
+    def send(self, setup: Setup, kwargs: dict[str, Any]) -> str:
+        sent = subprocess.run(
+            ["curl", "-sf", "-X", "POST", f"{self.url}/tasks/demo.greet/send",
+             "-H", f"Authorization: Bearer {self.token}", "-H", "Content-Type: application/json",
+             "-d", json.dumps({"kwargs": kwargs, "options": {"queue": setup.queue}})],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, (sent.returncode, sent.stdout, sent.stderr)
+        return str(json.loads(sent.stdout)["task_id"])
+
+
 def loosened(contract: dict[str, Any]) -> dict[str, Any]:
     """demo.greet as an older producer knew it: without the limits the worker checks."""
     person = contract["$defs"]["Person"]["properties"]
@@ -156,10 +180,14 @@ def loosened(contract: dict[str, Any]) -> dict[str, Any]:
     return contract
 
 
+def older_greet() -> dict[str, Any]:
+    return loosened(json.loads((TESTS / "contracts" / "demo.greet.json").read_text()))
+
+
 def generated_stubs(folder: Path) -> Any:
     contracts = folder / "contracts"
     contracts.mkdir()
-    greet = loosened(json.loads((TESTS / "contracts" / "demo.greet.json").read_text()))
+    greet = older_greet()
     (contracts / "demo.greet.json").write_text(json.dumps(greet))
     generated = subprocess.run(
         [Path(sys.executable).parent / "taskschema", "codegen", "--from", contracts,
@@ -225,7 +253,23 @@ def stubs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return generated_stubs(tmp_path_factory.mktemp("interop-stubs"))
 
 
-@pytest.fixture(params=[*sorted(PRODUCERS), "python-generated-stub", "node-client"])
+@pytest.fixture(scope="module")
+def gateway(setup: Setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CurlGateway]:
+    if shutil.which("curl") is None:
+        service_missing("curl", FileNotFoundError("curl is not on PATH"))
+    database = tmp_path_factory.mktemp("interop-registry") / "registry.db"
+    settings = RegistrySettings(
+        database_url=f"sqlite:///{database}",
+        broker_url=setup.broker_url,
+        result_backend=RESULT_BACKEND_URL,
+    )
+    with live_registry(settings, "sqlite") as registry:
+        published = registry.publisher.post("/tasks/demo.greet/versions", json=older_greet())
+        assert published.status_code == 201, published.text
+        yield CurlGateway(registry.url, registry.store.create_token("interop", ["send"]))
+
+
+@pytest.fixture(params=[*sorted(PRODUCERS), "python-generated-stub", "node-client", "curl-gateway"])
 def producer(request: pytest.FixtureRequest) -> Producer:
     """Each producer; those needing set-up (codegen, a Node build) get it here."""
     made: Producer
@@ -233,6 +277,8 @@ def producer(request: pytest.FixtureRequest) -> Producer:
         made = GeneratedStub(request.getfixturevalue("stubs"))
     elif request.param == "node-client":
         made = NodeClient(request.getfixturevalue("node_client"))
+    elif request.param == "curl-gateway":
+        made = request.getfixturevalue("gateway")
     else:
         made = PRODUCERS[request.param]
     return made
