@@ -495,6 +495,24 @@ class Gateway:
             settings.gateway_cache_seconds,
         )
 
+    def require_publisher(self) -> Publisher:
+        """The broker's publisher; 503 when the registry has no broker configured."""
+        if self.publisher is None:
+            raise BrokerNotConfigured(
+                "the task gateway is off: this registry has no broker configured "
+                "(start it with --broker-url or TASKSCHEMA_BROKER_URL)"
+            )
+        return self.publisher
+
+    def require_results(self) -> ResultReader:
+        """The result backend's reader; 503 when the registry has none configured."""
+        if self.results is None:
+            raise ResultBackendNotConfigured(
+                "results cannot be read: this registry has no result backend configured "
+                "(start it with --result-backend or TASKSCHEMA_RESULT_BACKEND)"
+            )
+        return self.results
+
     def close(self) -> None:
         for part in (self.publisher, self.results):
             if part is not None:

@@ -1,134 +1,112 @@
-"""HTTP routes of the task gateway: `POST /tasks/{name}/send` and `GET /results/{task_id}`."""
+"""HTTP routes of the task gateway: `POST /tasks/{name}/send` and `GET /results/{task_id}`.
+
+The send route is the gateway's hot path, so it is a plain `Request -> Response`
+function: it reads the body once, parses it with the strict JSON decoder the worker
+uses, validates it with the same Pydantic models the OpenAPI document is generated from,
+and renders its answer as bytes. FastAPI's per-request dependency resolution and
+response-model machinery cost several times the validation itself, so the route's
+parameters and body are described to OpenAPI explicitly (`SEND_OPENAPI`) instead of
+through its signature.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
-from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
-from taskschema import ErrorBody, InvalidJSONError, loads_strict
+from taskschema import ErrorBody, InvalidJSONError, loads_strict, meta_schema
 
 from ._auth import bearer, read_access
 from ._errors import InvalidJSON, UnsupportedMediaType
-from ._gateway import (
-    BrokerNotConfigured,
-    Gateway,
-    Publisher,
-    ResultBackendNotConfigured,
-    ResultReader,
-    check_call,
-    send_options,
-)
+from ._gateway import Gateway, ResultReader, check_call, send_options
 from ._gateway_models import TASK_ID_PATTERN, SendRequest, TaskAccepted, TaskResult
-from ._routes import TaskName
-from ._store import TokenInfo
+
+_TASK_SCHEMA: Final = meta_schema()["properties"]["task"]
+_TASK_NAME: Final = TypeAdapter(
+    Annotated[
+        str,
+        StringConstraints(pattern=_TASK_SCHEMA["pattern"], max_length=_TASK_SCHEMA["maxLength"]),
+    ]
+)
+_VERSION: Final = TypeAdapter(Annotated[int, Field(ge=1)])
+_CALL: Final = TypeAdapter(SendRequest)
+_NO_CALL: Final = SendRequest()  # an empty body: no arguments, no options
 
 
-class _StrictJSONRequest(Request):
-    async def json(self) -> Any:
-        if not hasattr(self, "_strict_json"):
-            try:
-                self._strict_json = loads_strict(await self.body())
-            except InvalidJSONError as exc:
-                raise InvalidJSON(str(exc)) from None
-        return self._strict_json
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its local `$defs` references replaced by the definitions, so it
+    stands alone inside an OpenAPI operation (the models have no recursive types)."""
+    definitions: dict[str, Any] = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {key: value for key, value in node.items() if key != "$ref"}
+            return inline({**definitions[ref.removeprefix("#/$defs/")], **rest})
+        return {key: inline(value) for key, value in node.items() if key != "$defs"}
+
+    result: dict[str, Any] = inline(schema)
+    return result
 
 
-class StrictJSONRoute(APIRoute):
-    """A route whose body, if any, must be JSON parsed as strictly as contracts are: no
-    NaN or Infinity, no duplicate keys, no lone surrogates. Anything looser would reach
-    the broker as JSON the worker's decoder refuses."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
-
-        async def strict_json_handler(request: Request) -> Response:
-            strict = _StrictJSONRequest(request.scope, request.receive)
-            if await strict.body():
-                media_type = strict.headers.get("content-type", "").split(";")[0].strip()
-                if media_type.lower() != "application/json" and not media_type.endswith("+json"):
-                    raise UnsupportedMediaType(
-                        "send the body as JSON with 'Content-Type: application/json', "
-                        f"not {media_type or 'no content type'!r}"
-                    )
-                # Parsed before FastAPI reads the body, so bad JSON is answered as
-                # everywhere else in the registry (400 invalid_json).
-                await strict.json()
-            return await handler(strict)
-
-        return strict_json_handler
-
-
-# The dependencies below do no I/O, so they are async: FastAPI would run plain functions
-# in a worker thread, one thread hop each, on every send.
-
-
-async def get_gateway(request: Request) -> Gateway:
-    gateway: Gateway = request.app.state.gateway
-    return gateway
-
-
-GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-
-
-async def get_publisher(gateway: GatewayDep) -> Publisher:
-    """The broker's publisher; 503 when the registry has no broker configured."""
-    if gateway.publisher is None:
-        raise BrokerNotConfigured(
-            "the task gateway is off: this registry has no broker configured "
-            "(start it with --broker-url or TASKSCHEMA_BROKER_URL)"
-        )
-    return gateway.publisher
-
-
-async def get_results(gateway: GatewayDep) -> ResultReader:
-    """The result backend's reader; 503 when the registry has none configured."""
-    if gateway.results is None:
-        raise ResultBackendNotConfigured(
-            "results cannot be read: this registry has no result backend configured "
-            "(start it with --result-backend or TASKSCHEMA_RESULT_BACKEND)"
-        )
-    return gateway.results
-
-
-async def send_access(
-    gateway: GatewayDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> TokenInfo:
-    """A live token with the `send` scope (admin holds every scope)."""
-    return await gateway.tokens.authorize(credentials, "send")
-
-
-PublisherDep = Annotated[Publisher, Depends(get_publisher)]
-ResultsDep = Annotated[ResultReader, Depends(get_results)]
+# What the send route takes, for OpenAPI: generated from the validators the route uses.
+SEND_OPENAPI: Final[dict[str, Any]] = {
+    "parameters": [
+        {
+            "name": "name",
+            "in": "path",
+            "required": True,
+            "description": "Dotted Celery task name.",
+            "schema": _TASK_NAME.json_schema(),
+        },
+        {
+            "name": "version",
+            "in": "query",
+            "required": False,
+            "description": "Validate against this version, not the latest.",
+            "schema": _VERSION.json_schema(),
+        },
+    ],
+    "requestBody": {
+        "description": "The call; an empty body is a call without arguments.",
+        "required": False,
+        "content": {"application/json": {"schema": _inline_refs(_CALL.json_schema())}},
+    },
+    "security": [{"HTTPBearer": []}],
+}
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (400, 401, 403, 404, 413, 415, 422)
 }
 _ERRORS[503] = {"model": ErrorBody, "description": "No broker or result backend, or unreachable."}
-router = APIRouter(route_class=StrictJSONRoute, tags=["gateway"], responses=_ERRORS)
+router = APIRouter(tags=["gateway"], responses=_ERRORS)
 
 
 @router.post(
     "/tasks/{name}/send",
     status_code=status.HTTP_202_ACCEPTED,
-    dependencies=[Depends(send_access)],
+    responses={
+        202: {
+            "model": TaskAccepted,
+            "description": "Published: the broker has the message.",
+            "headers": {
+                "Location": {
+                    "description": "Where the result will be: `/results/{task_id}`.",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+    openapi_extra=SEND_OPENAPI,
 )
-async def send_task(
-    name: TaskName,
-    gateway: GatewayDep,
-    publisher: PublisherDep,
-    response: Response,
-    call: Annotated[SendRequest, Body()] = SendRequest(),  # noqa: B008 (an immutable model)
-    version: Annotated[
-        int | None, Query(ge=1, description="Validate against this version, not the latest.")
-    ] = None,
-) -> TaskAccepted:
+async def send_task(request: Request) -> Response:
     """Validate a call against the task's contract and publish it as a Celery task message.
 
     Positional `args` bind to the contract's parameters in order; the call is sent as
@@ -136,12 +114,71 @@ async def send_task(
     `options` override them. A call that breaks the contract is refused with every
     violation (422) and nothing is published. Needs a token with the `send` scope.
     """
+    gateway: Gateway = request.app.state.gateway
+    await gateway.tokens.authorize(await bearer(request), "send")
+    publisher = gateway.require_publisher()
+    name, version, call = await _send_request(request)
     resolved = await gateway.contracts.resolve(name, version)
     params = check_call(resolved.contract, call)
     options = send_options(resolved.contract, call.options)
     task_id = await publisher.publish(resolved.contract.task, params, options)
-    response.headers["Location"] = f"/results/{task_id}"
-    return TaskAccepted(task_id=task_id, task=name, version=resolved.version)
+    accepted = TaskAccepted(task_id=task_id, task=name, version=resolved.version)
+    return Response(
+        accepted.model_dump_json().encode(),
+        status.HTTP_202_ACCEPTED,
+        headers={"Location": f"/results/{task_id}"},
+        media_type="application/json",
+    )
+
+
+async def _send_request(request: Request) -> tuple[str, int | None, SendRequest]:
+    """The task name, the version asked for and the call, each validated as `SEND_OPENAPI`
+    describes them. A body that is not JSON is refused first (415), then JSON the worker
+    would refuse (400: NaN, duplicate keys, lone surrogates); every other problem is
+    collected into one 422."""
+    errors: list[Any] = []
+    name: str = _validated(_TASK_NAME, request.path_params["name"], "path", errors, "name")
+    version: int | None = None
+    if (given := request.query_params.get("version")) is not None:
+        version = _validated(_VERSION, given, "query", errors, "version")
+    call = _NO_CALL
+    body = await request.body()
+    if body:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip()
+        if media_type.lower() != "application/json" and not media_type.endswith("+json"):
+            raise UnsupportedMediaType(
+                "send the body as JSON with 'Content-Type: application/json', "
+                f"not {media_type or 'no content type'!r}"
+            )
+        try:
+            document = loads_strict(body)
+        except InvalidJSONError as exc:
+            raise InvalidJSON(str(exc)) from None
+        call = _validated(_CALL, document, "body", errors)
+    if errors:
+        raise RequestValidationError(errors)
+    return name, version, call
+
+
+def _validated(
+    adapter: TypeAdapter[Any], value: Any, where: str, errors: list[Any], *loc: str
+) -> Any:
+    """`value` validated by `adapter`; on failure None, with its errors added to
+    `errors` located as FastAPI locates them (`("body", "options", "eta")`)."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        errors.extend(
+            {**error, "loc": (where, *loc, *error["loc"])}
+            for error in exc.errors(include_url=False)
+        )
+        return None
+
+
+async def get_results(request: Request) -> ResultReader:
+    """The result backend's reader; 503 when the registry has none configured."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway.require_results()
 
 
 @router.get(
@@ -152,7 +189,7 @@ async def send_task(
 )
 async def get_result(
     task_id: Annotated[str, Path(pattern=TASK_ID_PATTERN, description="The id a send returned.")],
-    results: ResultsDep,
+    results: Annotated[ResultReader, Depends(get_results)],
     response: Response,
 ) -> TaskResult:
     """A task's state from the result backend: `result` on SUCCESS; on FAILURE `error`,

@@ -27,6 +27,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 from kombu import Exchange, Queue
 from kombu.message import Message
 from workers import (
@@ -601,19 +602,79 @@ def test_an_rpc_result_backend_is_refused_at_start() -> None:
 def test_the_gateway_is_described_in_openapi(registry: Registry) -> None:
     spec = registry.anonymous.get("/openapi.json").json()
     send_op = spec["paths"]["/tasks/{name}/send"]["post"]
-    body_ref = send_op["requestBody"]["content"]["application/json"]["schema"]
-    assert body_ref["$ref"].endswith("/SendRequest")
+    # The body schema is inline and self-contained: no reference into components.
+    body = send_op["requestBody"]["content"]["application/json"]["schema"]
+    assert body["title"] == "SendRequest"
+    assert "$ref" not in json.dumps(body)
+    assert set(body["properties"]) == {"args", "kwargs", "options"}
+    options = body["properties"]["options"]["properties"]
+    assert {"queue", "priority", "countdown", "eta", "expires", "task_id"} <= set(options)
     assert send_op["responses"]["202"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/TaskAccepted"
     )
-    assert "503" in send_op["responses"]
+    assert "location" in {header.lower() for header in send_op["responses"]["202"]["headers"]}
+    assert {"400", "401", "403", "404", "415", "422", "503"} <= set(send_op["responses"])
+    assert "200" not in send_op["responses"]
+    assert {(p["name"], p["in"], p["required"]) for p in send_op["parameters"]} == {
+        ("name", "path", True),
+        ("version", "query", False),
+    }
+    assert send_op["security"] == [{"HTTPBearer": []}]
+    assert "HTTPBearer" in spec["components"]["securitySchemes"]
     assert "`send` scope" in send_op["description"]
     results_op = spec["paths"]["/results/{task_id}"]["get"]
     assert results_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
         "/TaskResult"
     )
-    options = spec["components"]["schemas"]["SendOptions"]["properties"]
-    assert {"queue", "priority", "countdown", "eta", "expires", "task_id"} <= set(options)
+
+
+def test_the_documented_body_schema_agrees_with_the_route(
+    registry: Registry, sender: httpx.Client
+) -> None:
+    """Calls the OpenAPI body schema refuses are refused by the route, and the other way."""
+    spec = registry.anonymous.get("/openapi.json").json()
+    schema = spec["paths"]["/tasks/{name}/send"]["post"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    documented = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    unknown = {"name": task_name("gw.unknown")}  # so an accepted shape ends in 404, unsent
+    shapes: list[Any] = [
+        {"args": [1], "kwargs": {"a": 1}, "options": {"queue": "q", "countdown": 1}},
+        {"options": {"priority": 256}},
+        {"options": {"expires": "2030-01-01T00:00:00Z"}},
+        {"options": {"exchange": "x"}},
+        {"args": {}},
+        {"kwargs": []},
+        {"extra": 1},
+        [],
+    ]
+    for shape in shapes:
+        response = sender.post(f"/tasks/{unknown['name']}/send", json=shape)
+        if documented.is_valid(shape):
+            assert response.status_code == 404, (shape, response.text)
+        else:
+            assert response.status_code == 422, (shape, response.text)
+            assert response.json()["error"] == "request_invalid"
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "where"),
+    [
+        ("/tasks/not-a-name/send", {}, ["/path/name"]),
+        ("/tasks/demo.greet/send", {"version": 0}, ["/query/version"]),
+        ("/tasks/demo.greet/send", {"version": "latest"}, ["/query/version"]),
+        ("/tasks/-/send", {"version": "x"}, ["/path/name", "/query/version"]),
+    ],
+    ids=["bad-name", "version-zero", "version-not-a-number", "both"],
+)
+def test_a_bad_task_name_or_version_is_refused_with_where(
+    sender: httpx.Client, path: str, params: dict[str, Any], where: list[str]
+) -> None:
+    response = sender.post(path, json={"args": [ADA]}, params=params)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"] == "request_invalid"
+    assert [v["path"] for v in body["violations"]] == where
 
 
 CURL_CALL = '{"args": [{"name": "Ada", "born": "1990-01-01T00:00:00Z"}], "kwargs": {"times": 2}}'
