@@ -291,6 +291,7 @@ class Publisher:
             *connection.connection_errors,
             *connection.channel_errors,
         )
+        self._default_queue: str = self.app.conf.task_default_queue
         self._pending: queue.SimpleQueue[_Send | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -309,6 +310,9 @@ class Publisher:
         task_id = options.pop("task_id", None) or str(uuid.uuid4())
         if self._confirm_timeout is not None:
             options["confirm_timeout"] = self._confirm_timeout
+        # The queue as Celery's router resolves it (created on first use, like Celery's
+        # own producers do), so `_send` can declare it once for a whole batch.
+        options["queue"] = self.app.amqp.queues[options.get("queue") or self._default_queue]
         loop = asyncio.get_running_loop()
         sent: asyncio.Future[None] = loop.create_future()
         self._pending.put(_Send(task, task_id, params, options, loop, sent))
@@ -345,15 +349,23 @@ class Publisher:
     def _send(self, batch: list[_Send]) -> None:
         error: BaseException | None = None
         try:
-            with self.app.producer_or_acquire() as producer, producer.batch():
-                for send in batch:
-                    self.app.send_task(
-                        send.task,
-                        kwargs=send.params,
-                        task_id=send.task_id,
-                        producer=producer,
-                        **send.options,
-                    )
+            with self.app.producer_or_acquire() as producer:
+                # Each queue is declared once per batch (and by kombu once per connection)
+                # rather than by Celery for every message, which binds a copy of the queue
+                # each time: a fifth of what a send costs. Declared before anything is
+                # written, so a failure here means nothing was published.
+                for destination in {send.options["queue"] for send in batch}:
+                    producer.maybe_declare(destination, retry=True, **PUBLISH_RETRY_POLICY)
+                with producer.batch():
+                    for send in batch:
+                        self.app.send_task(
+                            send.task,
+                            kwargs=send.params,
+                            task_id=send.task_id,
+                            producer=producer,
+                            declare=[],
+                            **send.options,
+                        )
         except BatchPublishError as exc:
             logger.warning("a publish batch to %s failed: %r", self.location, exc.__cause__)
             error = BrokerUnavailable(
@@ -369,8 +381,13 @@ class Publisher:
         except BaseException as exc:  # a bug: every waiting request must hear of it
             logger.exception("publishing to %s failed", self.location)
             error = exc
+        # One wake-up per event loop, not one per message: each call_soon_threadsafe
+        # writes to the loop's wake-up pipe and costs the loop an extra turn.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for send in batch:
-            send.loop.call_soon_threadsafe(_settle, send.sent, error)
+            by_loop.setdefault(send.loop, []).append(send.sent)
+        for loop, sent in by_loop.items():
+            loop.call_soon_threadsafe(_settle, sent, error)
 
     def close(self) -> None:
         for _ in self._threads:
@@ -392,13 +409,14 @@ class _Send:
     sent: asyncio.Future[None]
 
 
-def _settle(sent: asyncio.Future[None], error: BaseException | None) -> None:
-    if sent.done():  # the request was cancelled (its client went away)
-        return
-    if error is None:
-        sent.set_result(None)
-    else:
-        sent.set_exception(error)
+def _settle(sent: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in sent:
+        if future.done():  # the request was cancelled (its client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 # -- reading results -------------------------------------------------------------------
