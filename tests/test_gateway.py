@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from celery.utils.saferepr import saferepr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -44,7 +45,7 @@ from workers import (
 )
 
 from registry_service import RegistrySettings
-from registry_service._gateway import CallRefused, check_call
+from registry_service._gateway import CallRefused, check_call, kwargs_repr
 from registry_service._gateway_models import SendRequest
 from taskschema import CompatibilityMode, StaticContracts, TaskContract
 from taskschema.kombu import MessageDecoder, Rejection, TaskCall
@@ -763,6 +764,32 @@ def test_the_gateway_accepts_exactly_the_calls_the_worker_accepts(
     # What the gateway publishes (keyword arguments, defaults left out) passes too.
     assert isinstance(DECODER.decode(_message([], params)), TaskCall)
     assert set(params) == set(kwargs) | set(GREET_CONTRACT.parameters[: len(args)])
+
+
+any_json = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(),
+        st.sampled_from(["it's", "a'b\\'c", "x" * 300, "line\nbreak", "é 🎉"]),
+    ),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    kwargs=st.dictionaries(st.text(max_size=8), any_json, max_size=5),
+    maxsize=st.sampled_from([8, 40, 200, 1024]),
+    maxlevels=st.sampled_from([0, 1, 2, 3, 5]),
+)
+def test_the_kwargsrepr_header_is_celerys_saferepr(
+    kwargs: dict[str, Any], maxsize: int, maxlevels: int
+) -> None:
+    assert kwargs_repr(kwargs, maxsize, maxlevels) == saferepr(kwargs, maxsize, maxlevels=maxlevels)
 
 
 def test_revocations_and_new_versions_reach_sends_within_the_cache_time(tmp_path: Path) -> None:
