@@ -21,6 +21,8 @@ from registry_service import RegistrySettings, create_app
 from registry_service._db import create_db_engine, migrate
 from registry_service._store import SCOPES, Store
 
+pytest_plugins = ["broker_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "schemas" / "shop"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -29,7 +29,6 @@ from celery import Celery
 from celery.result import AsyncResult
 from prometheus_client.parser import text_string_to_metric_families
 from workers import (
-    BROKERS,
     RESULT_BACKEND_URL,
     RESULT_TIMEOUT,
     TESTS,
@@ -37,7 +36,6 @@ from workers import (
     Setup,
     Worker,
     publish_raw,
-    require_services,
     running_worker,
 )
 
@@ -210,15 +208,6 @@ PRODUCERS: dict[str, Producer] = {
 }
 
 
-@pytest.fixture(scope="module", params=BROKERS)
-def setup(request: pytest.FixtureRequest) -> Iterator[Setup]:
-    require_services(request.param)
-    queues = Setup(request.param)
-    queues.purge()
-    yield queues
-    queues.delete()
-
-
 @pytest.fixture(scope="module")
 def metrics_port() -> int:
     with socket.socket() as probe:
@@ -234,18 +223,6 @@ def worker(
     env = {"TEST_METRICS_PORT": str(metrics_port)}
     with running_worker(setup, tmp_path_factory.mktemp("interop-logs"), env, "interop") as w:
         yield w
-
-
-@pytest.fixture(scope="module")
-def client(setup: Setup) -> Iterator[Celery]:
-    app = setup.client()
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def dead_letters(setup: Setup) -> DeadLetters:
-    return DeadLetters(setup)
 
 
 @pytest.fixture(scope="module")

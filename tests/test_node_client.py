@@ -33,7 +33,6 @@ from kombu import Queue
 from kombu.message import Message
 from nodejs import npm, run_node, send
 from workers import (
-    BROKERS,
     REDIS_BROKER_DB,
     REDIS_HOST,
     REDIS_PORT,
@@ -43,7 +42,6 @@ from workers import (
     DeadLetters,
     Setup,
     Worker,
-    require_services,
     running_worker,
 )
 
@@ -78,21 +76,6 @@ def test_unit_tests_pass(node_client: Path) -> None:
 
 
 # -- brokers, worker, registry ------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    require_services(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def setup(broker: str) -> Iterator[Setup]:
-    queues = Setup(broker)
-    queues.purge()
-    yield queues
-    queues.delete()
 
 
 @pytest.fixture(scope="module")

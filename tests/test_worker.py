@@ -25,7 +25,6 @@ from celery import Celery
 from celery.result import AsyncResult
 from worker_app import Greeting, Person
 from workers import (
-    BROKERS,
     RESULT_TIMEOUT,
     DeadLetter,
     DeadLetters,
@@ -59,25 +58,9 @@ def greeting(text: str = "Hello, Ada!", times: int = 1) -> dict[str, Any]:
 # -- fixtures ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    require_services(name)
-    return name
-
-
 @pytest.fixture(scope="module")
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("worker-logs")
-
-
-@pytest.fixture(scope="module")
-def setup(broker: str) -> Iterator[Setup]:
-    """A queue and a dead-letter queue of this module run's own, empty."""
-    queues = Setup(broker)
-    queues.purge()
-    yield queues
-    queues.delete()
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +70,6 @@ def worker(setup: Setup, logs: Path) -> Iterator[Worker]:
         setup, logs, {"TEST_MAX_BODY_BYTES": str(CONFIGURED_MAX_BODY)}, name="matrix"
     ) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def client(setup: Setup) -> Iterator[Celery]:
-    app = setup.client()
-    yield app
-    app.close()
-
-
-@pytest.fixture(scope="module")
-def dead_letters(setup: Setup) -> DeadLetters:
-    return DeadLetters(setup)
 
 
 def task_id() -> str:
