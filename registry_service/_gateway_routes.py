@@ -11,10 +11,12 @@ through its signature.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
 
 from taskschema import ErrorBody, InvalidJSONError, loads_strict, meta_schema
@@ -89,23 +91,17 @@ _ERRORS[503] = {"model": ErrorBody, "description": "No broker or result backend,
 router = APIRouter(tags=["gateway"], responses=_ERRORS)
 
 
-@router.post(
-    "/tasks/{name}/send",
-    status_code=status.HTTP_202_ACCEPTED,
-    responses={
-        202: {
-            "model": TaskAccepted,
-            "description": "Published: the broker has the message.",
-            "headers": {
-                "Location": {
-                    "description": "Where the result will be: `/results/{task_id}`.",
-                    "schema": {"type": "string"},
-                }
-            },
-        }
-    },
-    openapi_extra=SEND_OPENAPI,
-)
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the `Request` and returns its `Response` itself.
+
+    FastAPI still matches, documents and guards it (exception handlers apply), but
+    calls the endpoint directly: no dependency solving, no response model."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
 async def send_task(request: Request) -> Response:
     """Validate a call against the task's contract and publish it as a Celery task message.
 
@@ -131,6 +127,28 @@ async def send_task(request: Request) -> Response:
     )
 
 
+router.add_api_route(
+    "/tasks/{name}/send",
+    send_task,
+    methods=["POST"],
+    route_class_override=DirectRoute,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        202: {
+            "model": TaskAccepted,
+            "description": "Published: the broker has the message.",
+            "headers": {
+                "Location": {
+                    "description": "Where the result will be: `/results/{task_id}`.",
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+    openapi_extra=SEND_OPENAPI,
+)
+
+
 async def _send_request(request: Request) -> tuple[str, int | None, SendRequest]:
     """The task name, the version asked for and the call, each validated as `SEND_OPENAPI`
     describes them. A body that is not JSON is refused first (415), then JSON the worker
@@ -139,7 +157,7 @@ async def _send_request(request: Request) -> tuple[str, int | None, SendRequest]
     errors: list[Any] = []
     name: str = _validated(_TASK_NAME, request.path_params["name"], "path", errors, "name")
     version: int | None = None
-    if (given := request.query_params.get("version")) is not None:
+    if request.scope["query_string"] and (given := request.query_params.get("version")):
         version = _validated(_VERSION, given, "query", errors, "version")
     call = _NO_CALL
     body = await request.body()
