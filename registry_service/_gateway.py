@@ -296,7 +296,9 @@ class Publisher:
         self._default_queue: str = self.app.conf.task_default_queue
         self._sent_event: bool = self.app.conf.task_send_sent_event
         self._repr_levels: int = self.app.conf.task_repr_maxlevels
-        self._pending: queue.SimpleQueue[_Send | None] = queue.SimpleQueue()
+        self._pending: queue.SimpleQueue[list[_Send] | None] = queue.SimpleQueue()
+        # Sends made during the current turn of each event loop, handed over together.
+        self._collecting: dict[asyncio.AbstractEventLoop, list[_Send]] = {}
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
@@ -304,10 +306,11 @@ class Publisher:
         """Publish `task` with `params` as its keyword arguments; returns the task id once
         the broker has the message (with RabbitMQ, once it confirmed it).
 
-        The message is handed to a publisher thread, which sends every message waiting
-        at that moment through one producer in one kombu publish batch (one Redis
-        pipeline), so concurrent sends share the broker round trips. Raises
-        `BrokerUnavailable` when the broker cannot be reached in time.
+        The sends made during one turn of the event loop are handed to a publisher
+        thread together, which sends them, with any others waiting by then, through one
+        producer in one kombu publish batch (one Redis pipeline): concurrent sends share
+        the broker round trips and the thread hand-over. Raises `BrokerUnavailable` when
+        the broker cannot be reached in time.
         """
         self._start()
         options = dict(options)
@@ -319,9 +322,17 @@ class Publisher:
         options["queue"] = self.app.amqp.queues[options.get("queue") or self._default_queue]
         loop = asyncio.get_running_loop()
         sent: asyncio.Future[None] = loop.create_future()
-        self._pending.put(_Send(task, task_id, params, options, loop, sent))
+        collecting = self._collecting.get(loop)
+        if collecting is None:
+            collecting = self._collecting[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        collecting.append(_Send(task, task_id, params, options, loop, sent))
         await sent
         return task_id
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        # One wake-up of a publisher thread per loop turn, not one per send.
+        self._pending.put(self._collecting.pop(loop))
 
     def _start(self) -> None:
         if self._threads:
@@ -337,8 +348,7 @@ class Publisher:
                 self._threads.append(thread)
 
     def _run(self) -> None:
-        while (first := self._pending.get()) is not None:
-            batch = [first]
+        while (batch := self._pending.get()) is not None:
             while len(batch) < MAX_BATCH:
                 try:
                     waiting = self._pending.get_nowait()
@@ -347,8 +357,9 @@ class Publisher:
                 if waiting is None:
                     self._pending.put(None)  # keep the stop signal for this thread's next turn
                     break
-                batch.append(waiting)
-            self._send(batch)
+                batch = batch + waiting
+            for start in range(0, len(batch), MAX_BATCH):
+                self._send(batch[start : start + MAX_BATCH])
 
     def _send(self, batch: list[_Send]) -> None:
         error: BaseException | None = None

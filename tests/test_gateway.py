@@ -10,6 +10,7 @@ gateway put on the wire, and that refused calls put nothing there.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -450,6 +451,42 @@ def test_a_call_that_breaks_the_contract_is_refused_and_not_published(
     assert all(v["message"] for v in error["violations"])
     assert idle.count() == 1
     idle.purge()
+
+
+def test_concurrent_sends_are_each_published_once_and_refused_ones_never(
+    worker: Worker, idle: IdleQueue, registry: Registry, sender: httpx.Client
+) -> None:
+    """Sends made together are published in shared batches, to several queues at once."""
+    idle.purge()
+    token = sender.headers["Authorization"]
+    to_idle = {"args": [ADA], "options": {"queue": idle.name}}
+    to_worker = {"args": [ADA], "kwargs": {"times": 2}}  # the contract's queue: the worker's
+    refused = {"args": [ADA], "kwargs": {"times": "2"}, "options": {"queue": idle.name}}
+    bodies = [to_idle] * 40 + [to_worker] * 8 + [refused] * 8
+    bodies = bodies[::2] + bodies[1::2]  # interleaved
+
+    async def send_all() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=registry.url, headers={"Authorization": token}, timeout=30
+        ) as http:
+            return await asyncio.gather(
+                *(http.post("/tasks/demo.greet/send", json=body) for body in bodies)
+            )
+
+    responses = asyncio.run(send_all())
+    accepted = [r.json() for r, body in zip(responses, bodies, strict=True) if body is not refused]
+    assert [r.status_code for r, body in zip(responses, bodies, strict=True)] == [
+        422 if body is refused else 202 for body in bodies
+    ]
+    assert len({a["task_id"] for a in accepted}) == len(accepted)  # one id each
+    assert idle.count() == 40  # one message per accepted send, none for refused ones
+    on_idle = {idle.take().headers["id"] for _ in range(40)}
+    by_body = zip(responses, bodies, strict=True)
+    assert on_idle == {r.json()["task_id"] for r, body in by_body if body is to_idle}
+    for response, body in zip(responses, bodies, strict=True):
+        if body is to_worker:
+            result = wait_for_result(sender, response.json()["task_id"])
+            assert result["state"] == "SUCCESS", result
 
 
 def test_a_call_is_validated_against_the_requested_version(
