@@ -8,7 +8,9 @@ Both authenticate every request (the gateway a `send` token, Flower basic auth),
 writes access logs, and neither reads a result backend on send (Flower's app has none,
 so it skips its state lookup). The gateway additionally validates every call against
 the contract. Each run's queue length is checked against the 2xx count, so both really
-published every message. Rounds alternate; the best of each is reported.
+published every message. Rounds alternate; the best of each is reported, with each
+server's CPU time per send (from /proc), which other load on the machine moves less than
+the rates.
 
 This module is also the Celery app Flower serves (`celery -A tests.bench.bench_gateway
 flower`): async-apply needs the task in the app's registry.
@@ -114,8 +116,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[None]:
-    """Run `command` until the block ends, once `ready_url` answers."""
+def server(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[int]:
+    """Run `command` until the block ends, once `ready_url` answers; yields its pid."""
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
@@ -127,7 +129,7 @@ def server(command: list[str], env: dict[str, str], ready_url: str) -> Iterator[
                     log.seek(0)
                     raise RuntimeError(f"{command[:4]} did not start:\n{log.read().decode()}")
                 time.sleep(0.2)
-            yield
+            yield process.pid
         finally:
             process.terminate()
             process.wait(timeout=30)
@@ -142,9 +144,10 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
-def gateway(workdir: Path) -> Iterator[tuple[int, str]]:
-    """The registry (uvicorn, one process, no access log) with bench.small published;
-    yields its port and a `send` token."""
+def gateway(workdir: Path) -> Iterator[tuple[int, str, int]]:
+    """The registry as users run it (uvicorn, which picks uvloop and httptools from
+    uvicorn[standard]; one process, no access log) with bench.small published; yields
+    its port, a `send` token and its pid."""
     from registry_service._db import create_db_engine, migrate
     from registry_service._store import Store
 
@@ -159,7 +162,7 @@ def gateway(workdir: Path) -> Iterator[tuple[int, str]]:
                "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
                "--log-level", "warning"]  # fmt: skip
     env = {"TASKSCHEMA_DATABASE_URL": database, "TASKSCHEMA_BROKER_URL": BROKER}
-    with server(command, env, f"http://127.0.0.1:{port}/healthz"):
+    with server(command, env, f"http://127.0.0.1:{port}/healthz") as pid:
         document = {**contract_document("small"), "options": {"queue": QUEUE}}
         published = httpx.post(
             f"http://127.0.0.1:{port}/tasks/bench.small/versions",
@@ -167,62 +170,82 @@ def gateway(workdir: Path) -> Iterator[tuple[int, str]]:
             headers={"Authorization": f"Bearer {publisher}"},
         )
         assert published.status_code == 201, published.text
-        yield port, sender
+        yield port, sender, pid
 
 
 @contextmanager
-def flower() -> Iterator[int]:
-    """Flower (one process, basic auth, no access log) serving this module's app."""
+def flower() -> Iterator[tuple[int, int]]:
+    """Flower (one process, basic auth, no access log) serving this module's app; yields
+    its port and pid."""
     port = free_port()
     command = [sys.executable, "-m", "celery", "-A", "tests.bench.bench_gateway", "flower",
                f"--port={port}", "--address=127.0.0.1",
                f"--basic-auth={FLOWER_USER}:{FLOWER_PASSWORD}", "--logging=warning",
                "--enable_events=False"]  # fmt: skip
-    with server(command, {}, f"http://127.0.0.1:{port}/healthcheck"):
-        yield port
+    with server(command, {}, f"http://127.0.0.1:{port}/healthcheck") as pid:
+        yield port, pid
 
 
 # -- the measurement -------------------------------------------------------------------
 
 
-def run(port: int, request: bytes, accepted: int) -> float:
-    """Requests per second, after checking every request published one message."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run(port: int, pid: int, request: bytes, accepted: int) -> tuple[float, float]:
+    """Requests per second and the server's CPU microseconds per request, after checking
+    every request published one message."""
     import redis
 
     broker = redis.Redis.from_url(BROKER)
     broker.delete(QUEUE)
+    cpu_before = cpu_seconds(pid)
     rate, statuses = load(port, request, REQUESTS)
+    cpu_per_request = (cpu_seconds(pid) - cpu_before) / REQUESTS * 1e6
     assert statuses == Counter({accepted: REQUESTS}), statuses
     published = broker.llen(QUEUE)
     assert published == REQUESTS, f"{published} messages on the queue for {REQUESTS} requests"
     broker.delete(QUEUE)
-    return rate
+    return rate, cpu_per_request
 
 
 def main() -> None:
     body = json.dumps({"kwargs": PAYLOADS["small"]["payload"]}).encode()
     basic = base64.b64encode(f"{FLOWER_USER}:{FLOWER_PASSWORD}".encode()).decode()
     rates: dict[str, list[float]] = {"gateway": [], "flower": []}
+    cpu: dict[str, list[float]] = {"gateway": [], "flower": []}
+    load_before = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory() as workdir,
-        gateway(Path(workdir)) as (ours, token),
-        flower() as theirs,
+        gateway(Path(workdir)) as (ours, token, our_pid),
+        flower() as (theirs, their_pid),
     ):
         requests = {
-            "gateway": (ours, http_request(GATEWAY_PATH, body, f"Bearer {token}"), 202),
-            "flower": (theirs, http_request(FLOWER_PATH, body, f"Basic {basic}"), 200),
+            "gateway": (ours, our_pid, http_request(GATEWAY_PATH, body, f"Bearer {token}"), 202),
+            "flower": (theirs, their_pid, http_request(FLOWER_PATH, body, f"Basic {basic}"), 200),
         }
-        for port, request, _ in requests.values():  # warm both up
+        for port, _, request, _ in requests.values():  # warm both up
             load(port, request, 200)
         for _ in range(ROUNDS):  # alternate, so drift on the machine hits both alike
-            for name, (port, request, accepted) in requests.items():
-                rates[name].append(run(port, request, accepted))
+            for name, (port, pid, request, accepted) in requests.items():
+                rate, cpu_per_request = run(port, pid, request, accepted)
+                rates[name].append(rate)
+                cpu[name].append(cpu_per_request)
     ours_best, theirs_best = max(rates["gateway"]), max(rates["flower"])
     ratio = ours_best / theirs_best
     print(f"task gateway vs Flower async-apply on Redis, {REQUESTS} sends, "
-          f"{CONCURRENCY} connections (best of {ROUNDS})")  # fmt: skip
-    print(f"  Flower {_flower_version()} async-apply  {theirs_best:8.0f} sends/s")
-    print(f"  taskschema gateway         {ours_best:8.0f} sends/s  (validated)")
+          f"{CONCURRENCY} connections (best of {ROUNDS}; load average "
+          f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after)")  # fmt: skip
+    print(f"  Flower {_flower_version()} async-apply  {theirs_best:8.0f} sends/s"
+          f"  {min(cpu['flower']):6.0f} µs CPU/send")  # fmt: skip
+    print(f"  taskschema gateway         {ours_best:8.0f} sends/s"
+          f"  {min(cpu['gateway']):6.0f} µs CPU/send  (validated)")  # fmt: skip
     verdict = "met" if ratio >= TARGET_RATIO else "MISSED"
     print(f"  ratio {ratio:.2f} (target >= {TARGET_RATIO}) -> {verdict}")
 
