@@ -26,7 +26,6 @@ from typing import Any, Final, Generic, TypeVar
 from celery import Celery, states
 from celery.utils.saferepr import saferepr
 from fastapi.security import HTTPAuthorizationCredentials
-from kombu import Producer
 from kombu.exceptions import (  # type: ignore[attr-defined]  # the stubs predate kombu 5.7
     BatchPublishError,
     ContentDisallowed,
@@ -362,46 +361,65 @@ class Publisher:
                 self._send(batch[start : start + MAX_BATCH])
 
     def _send(self, batch: list[_Send]) -> None:
-        error: BaseException | None = None
+        outcomes: list[tuple[_Send, BaseException | None]] = []
+        messages: list[tuple[_Send, Any, dict[str, Any]]] = []
+        for send in batch:  # built first: a send Celery cannot build fails alone
+            try:
+                messages.append((send, *self._message(send)))
+            except (ValueError, OverflowError) as exc:  # e.g. a countdown past year 9999
+                refusal = Violation(path="/body/options", message=f"Celery cannot send it: {exc}")
+                outcomes.append((send, OptionsInvalid("the send options are invalid", [refusal])))
+            except Exception as exc:  # a bug: the request hears of it, the others go on
+                logger.exception("building a message for %s failed", send.task)
+                outcomes.append((send, exc))
+        error = self._publish(messages) if messages else None
+        outcomes.extend((send, error) for send, _, _ in messages)
+        # One wake-up per event loop, not one per message: each call_soon_threadsafe
+        # writes to the loop's wake-up pipe and costs the loop an extra turn.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Send, BaseException | None]]] = {}
+        for send, outcome in outcomes:
+            by_loop.setdefault(send.loop, []).append((send, outcome))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle, settled)
+
+    def _publish(self, messages: list[tuple[_Send, Any, dict[str, Any]]]) -> BaseException | None:
+        """Publish built messages in one kombu batch; what went wrong, if anything."""
+        amqp = self.app.amqp
         try:
             with self.app.producer_or_acquire() as producer:
                 # Each queue is declared once per batch (and by kombu once per connection)
                 # rather than by Celery for every message, which binds a copy of the queue
                 # each time: a fifth of what a send costs. Declared before anything is
                 # written, so a failure here means nothing was published.
-                for destination in {send.options["queue"] for send in batch}:
+                for destination in {options["queue"] for _, _, options in messages}:
                     producer.maybe_declare(destination, retry=True, **PUBLISH_RETRY_POLICY)
                 with producer.batch():
-                    for send in batch:
-                        self._publish_one(producer, send)
+                    for send, message, options in messages:
+                        amqp.send_task_message(producer, send.task, message, declare=[], **options)
         except BatchPublishError as exc:
             logger.warning("a publish batch to %s failed: %r", self.location, exc.__cause__)
-            error = BrokerUnavailable(
+            return BrokerUnavailable(
                 f"the broker at {self.location} failed while the message was being written "
                 f"({exc.__cause__!r}); it may or may not have been published"
             )
         except self._unavailable as exc:
             logger.warning("could not publish to %s: %r", self.location, exc)
-            error = BrokerUnavailable(
+            return BrokerUnavailable(
                 f"the broker at {self.location} is unavailable ({type(exc).__name__}: {exc}); "
                 "nothing was published, try again later"
             )
         except BaseException as exc:  # a bug: every waiting request must hear of it
             logger.exception("publishing to %s failed", self.location)
-            error = exc
-        # One wake-up per event loop, not one per message: each call_soon_threadsafe
-        # writes to the loop's wake-up pipe and costs the loop an extra turn.
-        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-        for send in batch:
-            by_loop.setdefault(send.loop, []).append(send.sent)
-        for loop, sent in by_loop.items():
-            loop.call_soon_threadsafe(_settle, sent, error)
+            return exc
+        return None
 
-    def _publish_one(self, producer: Producer, send: _Send) -> None:
-        """What `Celery.send_task` does for the options a send can carry, through the same
-        two calls (`create_task_message`, `send_task_message`), without what the gateway
-        never needs: task registry and router lookups, parent tasks, an AsyncResult.
-        That wrapper and its `saferepr` of the arguments were 45% of a send's cost."""
+    def _message(self, send: _Send) -> tuple[Any, dict[str, Any]]:
+        """The task message and the publish options for one send: what `Celery.send_task`
+        does for the options a send can carry, through the same two calls
+        (`create_task_message` here, `send_task_message` in `_publish`), without what the
+        gateway never needs: task registry and router lookups, parent tasks, an
+        AsyncResult. That wrapper and its `saferepr` of the arguments were 45% of a send's
+        cost."""
         amqp = self.app.amqp
         options = dict(send.options)
         countdown, eta = options.pop("countdown", None), options.pop("eta", None)
@@ -431,7 +449,7 @@ class Publisher:
             ignore_result=None,  # as send_task passes it when the caller does not
             kwargsrepr=kwargs_repr(send.params, amqp.kwargsrepr_maxsize, self._repr_levels),
         )
-        amqp.send_task_message(producer, send.task, message, declare=[], **options)
+        return message, options
 
     def close(self) -> None:
         for _ in self._threads:
@@ -453,14 +471,14 @@ class _Send:
     sent: asyncio.Future[None]
 
 
-def _settle(sent: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in sent:
-        if future.done():  # the request was cancelled (its client went away)
+def _settle(settled: list[tuple[_Send, BaseException | None]]) -> None:
+    for send, error in settled:
+        if send.sent.done():  # the request was cancelled (its client went away)
             continue
         if error is None:
-            future.set_result(None)
+            send.sent.set_result(None)
         else:
-            future.set_exception(error)
+            send.sent.set_exception(error)
 
 
 def kwargs_repr(kwargs: Mapping[str, Any], maxsize: int, maxlevels: int) -> str:
