@@ -1,12 +1,12 @@
 """HTTP routes of the task gateway: `POST /tasks/{name}/send` and `GET /results/{task_id}`.
 
 The send route is the gateway's hot path, so it is a plain `Request -> Response`
-function: it reads the body once, parses it with the strict JSON decoder the worker
-uses, validates it with the same Pydantic models the OpenAPI document is generated from,
-and renders its answer as bytes. FastAPI's per-request dependency resolution and
-response-model machinery cost several times the validation itself, so the route's
-parameters and body are described to OpenAPI explicitly (`SEND_OPENAPI`) instead of
-through its signature.
+function served by a `DirectRoute`: it checks the token, reads the body once, parses it
+with the strict JSON decoder the worker uses, validates it with the same Pydantic models
+the OpenAPI document is generated from, and renders its answer as bytes. FastAPI's
+per-request dependency resolution and response-model machinery cost several times the
+validation itself, so the route's parameters and body are described to OpenAPI
+explicitly (`SEND_OPENAPI`) instead of through its signature.
 """
 
 from __future__ import annotations
