@@ -33,7 +33,6 @@ from jsonschema import Draft202012Validator
 from kombu import Exchange, Queue
 from kombu.message import Message
 from workers import (
-    BROKERS,
     REDIS_BROKER_URL,
     RESULT_BACKEND_URL,
     RESULT_TIMEOUT,
@@ -108,21 +107,6 @@ def wait_for_result(http: httpx.Client, task_id: str) -> dict[str, Any]:
 
 
 # -- fixtures ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    require_services(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def setup(broker: str) -> Iterator[Setup]:
-    queues = Setup(broker)
-    queues.purge()
-    yield queues
-    queues.delete()
 
 
 class IdleQueue:
