@@ -24,11 +24,11 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ._errors import CodegenError
 from ._schema import NamespacePlan, TaskPlan
@@ -58,6 +58,7 @@ class Models:
     signatures: dict[str, Signature]
 
 
+@cache
 def generator_version() -> str:
     from importlib.metadata import version
 
@@ -258,48 +259,61 @@ def _names(node: ast.AST) -> set[str]:
     return {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
 
 
-class _Substitute(ast.NodeTransformer):
-    def __init__(self, replacements: Mapping[str, ast.expr]) -> None:
-        self.replacements = replacements
-
-    def visit_Name(self, node: ast.Name) -> ast.expr:
-        if node.id in self.replacements:
-            return copy.deepcopy(self.replacements[node.id])
-        return node
-
-
-class _StripAnnotated(ast.NodeTransformer):
-    """`Annotated[X, ...]` -> `X`: the stubs' signatures carry types, not constraints
-    (the contract checks those before anything is sent)."""
-
-    def visit_Subscript(self, node: ast.Subscript) -> ast.expr:
-        if isinstance(node.value, ast.Name) and node.value.id == "Annotated":
-            inner = node.slice.elts[0] if isinstance(node.slice, ast.Tuple) else node.slice
-            return self.visit(inner)  # type: ignore[no-any-return]
-        self.generic_visit(node)
-        return node
+def _rebuilt(node: ast.AST, function: Callable[[ast.AST], ast.AST]) -> ast.AST:
+    """`node` with `function` applied to each child node; `node` itself when nothing
+    changed. Never mutates: unchanged subtrees are shared, so no deep copies are needed."""
+    changed = False
+    fields: dict[str, Any] = {}
+    for name, value in ast.iter_fields(node):
+        new: Any = value
+        if isinstance(value, ast.AST):
+            new = function(value)
+        elif isinstance(value, list):
+            new = [function(item) if isinstance(item, ast.AST) else item for item in value]
+            changed = changed or any(a is not b for a, b in zip(new, value, strict=True))
+            fields[name] = new
+            continue
+        changed = changed or new is not value
+        fields[name] = new
+    return type(node)(**fields) if changed else node
 
 
-def _inline_roots(module: ast.Module) -> dict[str, ast.expr]:
+def _substitute(node: ast.AST, replacements: Mapping[str, ast.expr]) -> ast.AST:
+    """`node` with every name in `replacements` replaced by its expression."""
+    if isinstance(node, ast.Name):
+        return replacements.get(node.id, node)
+    return _rebuilt(node, lambda child: _substitute(child, replacements))
+
+
+def _plain(node: ast.AST, replacements: Mapping[str, ast.expr]) -> ast.AST:
+    """`node` with names replaced as `_substitute` does and `Annotated[X, ...]` -> `X`:
+    the stubs' signatures carry types, not constraints (the contract checks those before
+    anything is sent)."""
+    if isinstance(node, ast.Name):
+        return replacements.get(node.id, node)
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "Annotated"
+    ):
+        inner = node.slice.elts[0] if isinstance(node.slice, ast.Tuple) else node.slice
+        return _plain(inner, replacements)
+    return _rebuilt(node, lambda child: _plain(child, replacements))
+
+
+def _inline_roots(module: ast.Module, used_as_value: set[str]) -> dict[str, ast.expr]:
     """The root models that can be written inline, each with its fully inlined type.
 
     A root model that refers to itself (recursion) or is called or used as a value
-    somewhere stays a class.
+    somewhere (`used_as_value`) stays a class.
     """
-    roots: dict[str, ast.expr] = {}
+    candidates: dict[str, ast.expr] = {}
     for node in module.body:
         if _is_root_model(node):
             assert isinstance(node, ast.ClassDef)
             annotation = _root_annotation(node)
-            if annotation is not None:
-                roots[node.name] = annotation
-    used_as_value: set[str] = set()
-    for child in ast.walk(module):
-        if isinstance(child, ast.Call) and isinstance(child.func, ast.Name):
-            used_as_value.add(child.func.id)
-        if isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
-            used_as_value.add(child.value.id)
-    candidates = {name: ann for name, ann in roots.items() if name not in used_as_value}
+            if annotation is not None and node.name not in used_as_value:
+                candidates[node.name] = annotation
     resolved: dict[str, ast.expr] = {}
     resolving: set[str] = set()
 
@@ -318,9 +332,9 @@ def _inline_roots(module: ast.Module) -> dict[str, ast.expr]:
                 return None
             inner[used] = result
         resolving.discard(name)
-        done = _Substitute(inner).visit(copy.deepcopy(annotation))
+        done = cast(ast.expr, _substitute(annotation, inner))
         resolved[name] = done
-        return done  # type: ignore[no-any-return]
+        return done
 
     for name in sorted(candidates):
         resolve(name)
@@ -375,11 +389,29 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
     from datamodel_code_generator.format import apply_builtin_formatter
 
     module = ast.parse(raw)
-    inline = _inline_roots(module)
+    # One walk over the module: the names each top-level statement uses, and the names
+    # called or with an attribute read (such root models must stay classes).
+    names_by_statement: list[list[ast.Name]] = []
+    used_as_value: set[str] = set()
+    for node in module.body:
+        found: list[ast.Name] = []
+        for child in ast.walk(node):
+            if isinstance(child, ast.Name):
+                found.append(child)
+            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Name):
+                used_as_value.add(child.func.id)
+            elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name):
+                used_as_value.add(child.value.id)
+        names_by_statement.append(found)
+    inline = _inline_roots(module, used_as_value)
+    inline_text = {name: ast.unparse(expr) for name, expr in inline.items()}
+    inline_names = {name: _names(expr) for name, expr in inline.items()}
     signature_names = {signature_name(task, namespace): task for task in namespace.tasks}
     signature_classes: dict[str, ast.ClassDef] = {}
     edits = _Edits(raw)
-    for node in module.body:
+    # Which names the kept code uses (after inlining) decides which imports stay.
+    used: set[str] = set()
+    for node, found in zip(module.body, names_by_statement, strict=True):
         if isinstance(node, ast.ClassDef) and node.name in signature_names:
             signature_classes[node.name] = node
             edits.drop(node)
@@ -393,9 +425,13 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
             and node.value.func.value.id in (inline.keys() | signature_names.keys())
         ):
             edits.drop(node)
-    for child in ast.walk(module):
-        if isinstance(child, ast.Name) and child.id in inline:
-            edits.replace(child, ast.unparse(inline[child.id]))
+        else:
+            for name in found:
+                if name.id in inline:
+                    edits.replace(name, inline_text[name.id])
+                    used |= inline_names[name.id]
+                else:
+                    used.add(name.id)
     kept_classes = tuple(
         node.name
         for node in module.body
@@ -403,12 +439,6 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
         and node.name not in inline
         and node.name not in signature_names
     )
-    # Which names the kept code still uses decides which imports stay.
-    body = ast.parse(edits.apply())
-    used = set()
-    for node in body.body:
-        if not isinstance(node, ast.Import | ast.ImportFrom):
-            used |= _names(node)
     imported: dict[str, str] = {}
     for node in module.body:
         if isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__":
@@ -429,8 +459,10 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
         source = apply_builtin_formatter(
             source, line_length=LINE_LENGTH, wrap_string_literal=True, string_normalization=True
         )
+    # The signatures' types: inlined roots without their constraints, made once.
+    plain_roots = {name: cast(ast.expr, _plain(expr, {})) for name, expr in inline.items()}
     signatures = {
-        task.module: _signature(signature_classes, name, task, inline, imported, kept_classes)
+        task.module: _signature(signature_classes, name, task, plain_roots, imported, kept_classes)
         for name, task in signature_names.items()
     }
     return Models(source=source, classes=kept_classes, signatures=signatures)
@@ -447,7 +479,7 @@ def _signature(
     classes: Mapping[str, ast.ClassDef],
     name: str,
     task: TaskPlan,
-    inline: Mapping[str, ast.expr],
+    plain_roots: Mapping[str, ast.expr],
     imported: Mapping[str, str],
     models: Iterable[str],
 ) -> Signature:
@@ -467,7 +499,7 @@ def _signature(
     types: list[str] = []
     names: set[str] = set()
     for annotation in fields:
-        plain = _StripAnnotated().visit(_Substitute(inline).visit(copy.deepcopy(annotation)))
+        plain = _plain(annotation, plain_roots)
         names |= _names(plain)
         types.append(ast.unparse(plain))
     model_names = set(models)

@@ -16,6 +16,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,9 +70,38 @@ def header(sources: Sequence[Source], what: str) -> str:
 
 def python_literal(text: str, indent: str, width: int = LINE_LENGTH) -> list[str]:
     """`text` as adjacent string literals, one per line, each within `width` columns at
-    `indent`; single-quoted when that needs fewer escapes (JSON is full of `"`)."""
+    `indent`; single-quoted when that needs fewer escapes (JSON is full of `"`).
+
+    A literal never splits an escape sequence, and holds as many characters as fit.
+    """
     quote = "'" if text.count('"') > text.count("'") else '"'
     room = width - len(indent) - 2
+    if not text.isprintable() or room < 2:
+        chunks = _chunk_pieces(text, quote, room)
+    else:
+        # The usual case, in C speed: only backslashes and quotes are escaped, each as
+        # two characters, so a cut must not fall right after an escaping backslash.
+        escaped = text.replace("\\", "\\\\").replace(quote, "\\" + quote)
+        chunks = []
+        start = 0
+        while len(escaped) - start > room:
+            end = start + room
+            # Every backslash run starts at a piece boundary and is made of whole
+            # escapes, so an odd run ending at the cut means the cut splits an escape.
+            stop = end - 1
+            while stop >= start and escaped[stop] == "\\":
+                stop -= 1
+            if (end - 1 - stop) % 2:
+                end -= 1
+            chunks.append(escaped[start:end])
+            start = end
+        chunks.append(escaped[start:])
+    return [f"{indent}{quote}{chunk}{quote}" for chunk in chunks]
+
+
+def _chunk_pieces(text: str, quote: str, room: int) -> list[str]:
+    """`python_literal`'s chunks, one character at a time: for text with characters
+    that need `\\x`, `\\u` or `\\U` escapes."""
     chunks: list[str] = []
     current = ""
     for char in text:
@@ -90,7 +120,7 @@ def python_literal(text: str, indent: str, width: int = LINE_LENGTH) -> list[str
             current = ""
         current += piece
     chunks.append(current)
-    return [f"{indent}{quote}{chunk}{quote}" for chunk in chunks]
+    return chunks
 
 
 def _list_lines(prefix: str, names: Sequence[str]) -> list[str]:
@@ -130,7 +160,9 @@ def _call_with_dict(prefix: str, names: Sequence[str], suffix: str, indent: str)
     ]
 
 
-def _docstring(text: str, indent: str) -> list[str]:
+# Cached: every stub repeats the same method docstrings, and wrapping is slow.
+@lru_cache(maxsize=256)
+def _docstring(text: str, indent: str) -> tuple[str, ...]:
     """A docstring at `indent`: paragraphs wrapped to the line length; a line starting
     with "- " is a bullet with a hanging indent."""
     width = LINE_LENGTH - len(indent) - 3
@@ -152,12 +184,12 @@ def _docstring(text: str, indent: str) -> list[str]:
                 or [""]
             )
     if len(lines) == 1 and len(indent) + len(lines[0]) + 6 <= LINE_LENGTH:
-        return [f'{indent}"""{lines[0]}"""']
-    return [
+        return (f'{indent}"""{lines[0]}"""',)
+    return (
         f'{indent}"""{lines[0]}',
         *(f"{indent}{line}" if line else "" for line in lines[1:]),
         f'{indent}"""',
-    ]
+    )
 
 
 def _blocks(paragraph: str) -> list[str]:

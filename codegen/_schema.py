@@ -216,14 +216,22 @@ def _closure(defs: Mapping[str, Any], name: str) -> dict[str, Any]:
     return seen
 
 
+def _member(name: str, schema: Any) -> bytes:
+    """`"name":schema` as in `canonical_json` of an object holding it: keys sorted by
+    code point, so a closure's key is its members in name order."""
+    return canonical_json({name: schema})[1:-1]
+
+
 def _plan_namespace(parts: tuple[str, ...], sources: list[Source]) -> NamespacePlan:
     # Shapes of each definition name: identity key -> first task (name order) using it.
     shapes: dict[str, dict[bytes, str]] = {}
     keys: dict[tuple[str, str], bytes] = {}
     for source in sources:
         defs = source.contract.defs
+        # Each definition encoded once, not once per closure that holds it.
+        encoded = {name: _member(name, schema) for name, schema in defs.items()}
         for name in defs:
-            key = canonical_json(_closure(defs, name))
+            key = b"{" + b",".join(encoded[n] for n in sorted(_closure(defs, name))) + b"}"
             keys[source.task, name] = key
             shapes.setdefault(name, {}).setdefault(key, source.task)
     final: dict[tuple[str, str], str] = {}

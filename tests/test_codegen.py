@@ -6,6 +6,8 @@ No `from __future__ import annotations` here: the worker functions below are def
 test functions, and implement() resolves their annotations as a worker module's.
 """
 
+import ast
+import itertools
 import json
 import os
 import re
@@ -30,6 +32,7 @@ from typer.testing import CliRunner
 from codegen import CodegenError, Source, apply, from_folders, from_registry, generate, plan
 from codegen._cli import codegen as codegen_command
 from codegen._node import tool
+from codegen._python import python_literal
 from taskschema import ImplementationMismatchError, TaskContract, TaskStub
 from taskschema._contract import bundle
 from taskschema.celery import install
@@ -467,6 +470,63 @@ def test_same_name_different_shapes_get_task_suffixes(tmp_path: Path) -> None:
     assert "def delay(self, item: ItemAlpha, note: str | NotGiven = NOT_GIVEN)" in flat(
         files["shop/alpha.py"]
     )
+
+
+def test_root_models_are_inlined_through_each_other_and_recursive_ones_stay() -> None:
+    document = make_contract(
+        "trees.grow",
+        properties={"tags": {"$ref": "#/$defs/Tags"}, "blob": {"$ref": "#/$defs/Json"},
+                    "holder": {"$ref": "#/$defs/Holder"}},
+        returns={"$ref": "#/$defs/Tags"},
+        **{"$defs": {
+            "Email": {"type": "string", "maxLength": 254},
+            "Tags": {"type": "array", "items": {"$ref": "#/$defs/Email"}, "maxItems": 5},
+            "Json": {"anyOf": [{"type": "string"},
+                               {"type": "array", "items": {"$ref": "#/$defs/Json"}}]},
+            "Holder": {"type": "object", "properties": {"tags": {"$ref": "#/$defs/Tags"}},
+                       "required": ["tags"], "additionalProperties": False},
+        }},
+    )  # fmt: skip
+    files = generate([Source(TaskContract(document), origin="test")]).files
+    models, stub = flat(files["trees/_models.py"]), flat(files["trees/grow.py"])
+    # Tags, and Email inside it, are written where they are used, constraints kept...
+    assert "class Tags" not in models
+    assert "class Email" not in models
+    assert (
+        'tags:Annotated[list[Annotated[str,Field(max_length=254,title="Email")]],'
+        'Field(max_length=5,title="Tags"),]' in re.sub(r"\s+", "", models)
+    )
+    # ...a recursive root model stays a class...
+    assert 'class Json(RootModel[Union[str, list["Json"]]]):' in models
+    assert "Json.model_rebuild()" in models
+    # ...and the stub's types are the plain ones, importing only what they name.
+    assert "def delay(self, tags: list[str], blob: Json, holder: Holder)" in stub
+    assert "from ._models import Holder, Json " in stub
+    assert "grow = Grow(CONTRACT, list[str], version=None, schema_id=None)" in stub
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # Printable text (escapes of two characters only), text needing longer escapes, any.
+    text=st.text(st.sampled_from("ab\"'\\é\U0001f600"), max_size=400)
+    | st.text(st.sampled_from("ab\"'\\\n\x00\u2028\U0001f600"), max_size=400)
+    | st.text(),
+    width=st.integers(min_value=16, max_value=100),
+)
+def test_python_literal_round_trips_within_the_width_and_fills_each_line(
+    text: str, width: int
+) -> None:
+    indent = "    "
+    lines = python_literal(text, indent, width)
+    assert ast.literal_eval("(" + "\n".join(lines) + ")") == text
+    room = width - len(indent) - 2
+    chunks = [line.removeprefix(indent)[1:-1] for line in lines]
+    assert all(len(chunk) <= room for chunk in chunks)
+    # Greedy: no literal could have taken the first escape or character of the next one.
+    for chunk, after in itertools.pairwise(chunks):
+        first = re.match(r"\\(x..|u....|U........|.)|.", after, re.DOTALL)
+        assert first is not None
+        assert len(chunk) + len(first.group()) > room
 
 
 def test_one_shape_keeps_its_name_across_namespaces(tmp_path: Path) -> None:
