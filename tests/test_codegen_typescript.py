@@ -1,5 +1,5 @@
 """taskschema codegen --lang typescript: layout, shared types, tsc --strict on the output and
-on right and wrong calls (against a declaration of the `taskschema` npm package's API),
+on right and wrong calls against the real `taskschema` npm package (clients/node, built),
 determinism and --check."""
 
 from __future__ import annotations
@@ -33,6 +33,30 @@ def output() -> Output:
         if "not on PATH" in str(exc):
             service_missing("node and npm", exc)
         raise
+
+
+def consumer_project(root: Path, node_client: Path, files: dict[str, str]) -> Path:
+    """A TypeScript project at `root` that uses the generated `files` (in `gen/`): the
+    fixture sources, and `node_modules` as `npm install <clients/node>` leaves it (the
+    package linked, not copied) plus the Node type definitions the package is built with."""
+    shutil.copytree(FIXTURES, root)
+    for path, text in files.items():
+        target = root / "gen" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    modules = root / "node_modules"
+    (modules / "@types").mkdir(parents=True)
+    (modules / "taskschema").symlink_to(node_client, target_is_directory=True)
+    (modules / "@types" / "node").symlink_to(
+        node_client / "node_modules" / "@types" / "node", target_is_directory=True
+    )
+    return root
+
+
+def tsc(root: Path, config: str = "tsconfig.json") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(tool("tsc")), "-p", config], cwd=root, capture_output=True, text=True, check=False
+    )
 
 
 def test_layout_and_headers(output: Output) -> None:
@@ -88,18 +112,10 @@ def test_helper_sends_with_the_contracts_options(output: Output) -> None:
 
 
 def test_tsc_strict_accepts_the_output_and_rejects_each_wrong_call(
-    output: Output, tmp_path: Path
+    output: Output, node_client: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "ts"
-    shutil.copytree(FIXTURES, root)
-    for path, text in output.files.items():
-        target = root / "gen" / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    tsc = tool("tsc")
-    done = subprocess.run(
-        [str(tsc), "-p", "tsconfig.json"], cwd=root, capture_output=True, text=True, check=False
-    )
+    root = consumer_project(tmp_path / "ts", node_client, output.files)
+    done = tsc(root)
     # Every `// @ts-expect-error` line is followed by a real error, or tsc reports TS2578.
     assert done.returncode == 0, done.stdout + done.stderr
     wrong = (root / "calls.ts").read_text().count("// @ts-expect-error")
@@ -110,9 +126,7 @@ def test_tsc_strict_accepts_the_output_and_rejects_each_wrong_call(
     lines = calls.read_text().splitlines()
     expected = {i + 2 for i, line in enumerate(lines) if "// @ts-expect-error" in line}
     calls.write_text("\n".join(line.replace("// @ts-expect-error", "//") for line in lines))
-    done = subprocess.run(
-        [str(tsc), "-p", "tsconfig.json"], cwd=root, capture_output=True, text=True, check=False
-    )
+    done = tsc(root)
     reported = {int(n) for n in re.findall(r"^calls\.ts\((\d+),\d+\): error", done.stdout, re.M)}
     assert reported == expected, done.stdout
     assert not re.search(r"^gen/", done.stdout, re.MULTILINE), done.stdout
