@@ -1,6 +1,7 @@
 """taskschema codegen --lang typescript: layout, shared types, tsc --strict on the output and
 on right and wrong calls against the real `taskschema` npm package (clients/node, built),
-determinism and --check."""
+determinism and --check; and a generated helper run with node against Redis and a real
+Python worker, its `get()` returning the task's result."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import typer
 from typer.testing import CliRunner
+from workers import RESULT_BACKEND_URL, RESULT_TIMEOUT, Setup, require_services, running_worker
 
 from codegen import CodegenError, Output, from_folders, generate
 from codegen._cli import codegen as codegen_command
@@ -21,6 +23,7 @@ from codegen._node import tool
 from conftest import ROOT, service_missing
 
 FIXTURES = Path(__file__).resolve().parent / "codegen_fixtures" / "ts"
+CONTRACTS = Path(__file__).resolve().parent / "contracts"
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +133,47 @@ def test_tsc_strict_accepts_the_output_and_rejects_each_wrong_call(
     reported = {int(n) for n in re.findall(r"^calls\.ts\((\d+),\d+\): error", done.stdout, re.M)}
     assert reported == expected, done.stdout
     assert not re.search(r"^gen/", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_generated_helper_sends_and_gets_the_result_from_a_python_worker(
+    node_client: Path, tmp_path: Path
+) -> None:
+    """`greet(producer, {person})` from generated code, compiled with tsc and run with node:
+    the real producer publishes on Redis, the Python worker (enforcing tests/contracts)
+    fills the defaults left out and runs the task, and `get()` returns its result."""
+    require_services("redis")
+    files = generate(from_folders([CONTRACTS]), lang="typescript").files
+    root = consumer_project(tmp_path / "ts", node_client, files)
+    built = tsc(root, "tsconfig.run.json")
+    assert built.returncode == 0, built.stdout + built.stderr
+    setup = Setup("redis")
+    setup.purge()
+    try:
+        logs = tmp_path / "logs"
+        logs.mkdir()
+        with running_worker(setup, logs) as worker:
+            instruction = {
+                "broker": setup.broker_url,
+                "backend": RESULT_BACKEND_URL,
+                "queue": setup.queue,
+                "timeoutMs": int(RESULT_TIMEOUT * 1000),
+            }
+            done = subprocess.run(
+                ["node", "build/send_greet.js", json.dumps(instruction)],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                timeout=RESULT_TIMEOUT + 30,
+                check=False,
+            )
+            log = worker.read_log()[-3000:]
+    finally:
+        setup.delete()
+    assert done.returncode == 0, done.stderr + log
+    out = json.loads(done.stdout)
+    # 1990-01-01 to 2026-01-01, as demo.greet counts; `times` is the contract's default.
+    assert out["greeting"] == {"text": "Hello, Ada!", "age_days": 13149, "times": 1}, log
+    assert f"Task demo.greet[{out['id']}] succeeded" in log
 
 
 def test_typescript_output_is_deterministic(output: Output) -> None:
