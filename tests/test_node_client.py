@@ -512,8 +512,7 @@ def as_floats(value: Any) -> Any:
     return value
 
 
-# One call per example keeps examples small: hypothesis 6.100.8 (pinned) can fail
-# internally when it mutates large ones (HypothesisWorks/hypothesis#3992).
+# One call per example keeps each Node run small.
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(args=ARGS, kwargs=KWARGS)
 def test_headers_and_body_match_celery_for_any_arguments(
