@@ -62,6 +62,9 @@ class Schema(Base):
     """A distinct canonical contract document; its id is global and immutable."""
 
     __tablename__ = "schemas"
+    # Never hand out an id twice, even after a permanent delete of the newest schema
+    # (SQLite would otherwise reuse max(id) + 1; PostgreSQL's sequence never does).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64), unique=True)

@@ -381,6 +381,8 @@ def test_permanent_delete_needs_a_soft_delete_first(registry: Registry, task_nam
 def test_permanent_delete_removes_the_version_and_numbers_are_never_reused(
     registry: Registry, task_name: str
 ) -> None:
+    # The newest schema is deleted, so an id counter that restarts from max(id) + 1
+    # (SQLite without AUTOINCREMENT) would hand its id to the next contract.
     published = publish(registry, make_contract(task_name)).json()
     url = f"/tasks/{task_name}/versions/1"
     registry.admin.delete(url)
@@ -391,8 +393,12 @@ def test_permanent_delete_removes_the_version_and_numbers_are_never_reused(
     )
     assert_error(registry.reader.get(f"/schemas/{published['id']}"), 404, "schema_not_found")
     assert_error(registry.admin.delete(url, params={"permanent": True}), 404, "version_not_found")
-    again = publish(registry, make_contract(task_name, description="Fresh."))
-    assert again.json()["version"] == 2
+    again = publish(registry, make_contract(task_name, description="Fresh.")).json()
+    assert again["version"] == 2
+    # Global schema ids are served as immutable for a year: never hand one out twice.
+    assert again["id"] != published["id"]
+    assert again["id"] > published["id"]
+    assert registry.reader.get(f"/schemas/{again['id']}").json()["description"] == "Fresh."
 
 
 def test_deleting_an_unknown_version_is_404(registry: Registry, task_name: str) -> None:
