@@ -182,12 +182,32 @@ def _checked_tree(generated: Path, tmp_path: Path) -> Path:
     return root
 
 
-def _marked_lines(path: Path) -> set[int]:
-    return {
-        number
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if "  # wrong:" in line
-    }
+# The pyright rule that reports what each mypy error code names.
+PYRIGHT_RULES = {
+    "call-arg": "reportCallIssue",
+    "arg-type": "reportArgumentType",
+    "typeddict-item": "reportArgumentType",
+    "typeddict-unknown-key": "reportArgumentType",
+    "assignment": "reportAssignmentType",
+    "attr-defined": "reportAttributeAccessIssue",
+}
+
+
+def _marked_lines(path: Path) -> dict[int, str]:
+    """The lines marked `# wrong [code]: ...`, with the mypy error code each must get."""
+    marked = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        found = re.search(r"  # wrong \[([a-z-]+)\]: ", line)
+        if found:
+            marked[number] = found.group(1)
+    return marked
+
+
+def _by_line(reported: list[tuple[int, str]]) -> dict[int, set[str]]:
+    codes: dict[int, set[str]] = {}
+    for line, code in reported:
+        codes.setdefault(line, set()).add(code)
+    return codes
 
 
 def test_mypy_strict_accepts_the_output_and_reports_each_wrong_call(
@@ -199,12 +219,15 @@ def test_mypy_strict_accepts_the_output_and_reports_each_wrong_call(
          PACKAGE, "good_calls.py", "bad_calls.py"],
         cwd=root, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    errors = re.findall(r"^([\w/.]+):(\d+): error:", done.stdout, re.MULTILINE)
+    # Every error, with its code ("" for one without a code, which then matches no mark).
+    errors = re.findall(r"^([\w/.]+):(\d+): error: .*?(?:  \[([a-z-]+)\])?$", done.stdout, re.M)
     assert errors, done.stdout + done.stderr
-    elsewhere = [f"{file}:{line}" for file, line in errors if file != "bad_calls.py"]
+    elsewhere = [f"{file}:{line}" for file, line, _ in errors if file != "bad_calls.py"]
     assert not elsewhere, done.stdout
-    reported = {int(line) for _, line in errors}
-    assert reported == _marked_lines(root / "bad_calls.py"), done.stdout
+    reported = _by_line([(int(line), code) for _, line, code in errors])
+    marked = _marked_lines(root / "bad_calls.py")
+    assert set(reported) == set(marked), done.stdout
+    assert {line: {code} for line, code in marked.items()} == reported, done.stdout
 
 
 def test_pyright_strict_accepts_the_output_and_reports_each_wrong_call(
@@ -220,8 +243,16 @@ def test_pyright_strict_accepts_the_output_and_reports_each_wrong_call(
     errors = [d for d in report["generalDiagnostics"] if d["severity"] == "error"]
     elsewhere = [d for d in errors if Path(d["file"]).name != "bad_calls.py"]
     assert not elsewhere, json.dumps(elsewhere, indent=1)
-    reported = {d["range"]["start"]["line"] + 1 for d in errors}
-    assert reported == _marked_lines(root / "bad_calls.py"), json.dumps(errors, indent=1)
+    reported = _by_line([(d["range"]["start"]["line"] + 1, d["rule"]) for d in errors])
+    marked = _marked_lines(root / "bad_calls.py")
+    assert set(reported) == set(marked), json.dumps(errors, indent=1)
+    # Strict mode may add a rule of its own (an unused variable, an unknown member type).
+    missing = {
+        line: PYRIGHT_RULES[code]
+        for line, code in marked.items()
+        if PYRIGHT_RULES[code] not in reported[line]
+    }
+    assert not missing, json.dumps(errors, indent=1)
 
 
 def test_ruff_finds_nothing_in_the_output(generated: Path) -> None:
