@@ -35,6 +35,8 @@ EXIT_STALE = 1
 EXIT_USAGE = 2
 # A table is printed from this many contracts on; fewer get one line each.
 TABLE_FROM = 2
+# The width rich is given off a terminal: wider than any row, so none is cut or wrapped.
+UNBOUNDED_WIDTH = 10_000
 
 
 class Lang(StrEnum):
@@ -176,7 +178,7 @@ def codegen(
     errors. Settings may also live in \\[tool.taskschema.codegen] of pyproject.toml.
     """
     settings = _settings(registry, folders or [], select or [], out, lang, config)
-    console = Console(stderr=True)
+    console = _console()
     try:
         sources = _load(settings, token)
         if not sources:
@@ -201,6 +203,15 @@ def codegen(
         return
     apply(result)
     _report(output, result, console, checking=False)
+
+
+def _console() -> Console:
+    """Rich output on stderr. Off a terminal (a CI log, a pipe) rich would fit the table
+    to 80 columns and cut task names short; there, lines are as long as they need."""
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console.width = UNBOUNDED_WIDTH
+    return console
 
 
 def _load(settings: Settings, token: str | None) -> list[Source]:

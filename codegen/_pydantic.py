@@ -8,7 +8,9 @@ return value. The output is then tidied with the syntax tree:
 - root models (constrained strings, unions, ...) are written inline where they are
   used, so `list[Email]` is `list[Annotated[str, Field(max_length=254)]]` and a caller
   passes plain values, as the field-level `--collapse-root-models` already does;
-- imports left unused by that are dropped.
+- imports left unused by that are dropped;
+- a class whose statement needs a class written after it (a default `Channel.email`
+  above `class Channel`) gets that class moved up, just before it.
 
 Results are cached on disk by the hash of everything they depend on (input schema,
 generator version and options, this module's code), so regenerating after one contract
@@ -348,6 +350,9 @@ class _Edits:
         self.lines = source.splitlines(keepends=True)
         self.replaced: list[tuple[int, int, int, int, str]] = []
         self.dropped: set[int] = set()  # 0-based line numbers
+        # 0-based first line of a statement -> the line ranges of statements moved there.
+        self.moved_in: dict[int, list[range]] = {}
+        self.moved_out: set[int] = set()
 
     def _column(self, line: int, byte_offset: int) -> int:
         return len(self.lines[line - 1].encode("utf-8")[:byte_offset].decode("utf-8"))
@@ -365,10 +370,21 @@ class _Edits:
             )
         )
 
-    def drop(self, node: ast.stmt) -> None:
+    @staticmethod
+    def _lines_of(node: ast.stmt) -> range:
         first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
         assert node.end_lineno is not None
-        self.dropped.update(range(first - 1, node.end_lineno))
+        return range(first - 1, node.end_lineno)
+
+    def drop(self, node: ast.stmt) -> None:
+        self.dropped.update(self._lines_of(node))
+
+    def move_before(self, node: ast.stmt, target: ast.stmt) -> None:
+        """Write `node` (with the edits inside it) just before `target` instead of where
+        it is; nodes moved before one target keep the order they were moved in."""
+        lines = self._lines_of(node)
+        self.moved_out.update(lines)
+        self.moved_in.setdefault(self._lines_of(target).start, []).append(lines)
 
     def apply(self) -> str:
         lines = list(self.lines)
@@ -380,7 +396,13 @@ class _Edits:
             lines[start - 1 : end] = [head + text + tail]
             # Keep line numbering stable for the drops below.
             lines[start:start] = [""] * (end - start)
-        kept = [line for index, line in enumerate(lines) if index not in self.dropped]
+        kept: list[str] = []
+        for index, line in enumerate(lines):
+            for block in self.moved_in.get(index, []):
+                kept.extend(lines[moved] for moved in block if moved not in self.dropped)
+                kept.append("\n\n")  # two blank lines between top-level statements
+            if index not in self.dropped and index not in self.moved_out:
+                kept.append(line)
         text = re.sub(r"\n{4,}", "\n\n\n", "".join(kept))
         return text.rstrip("\n") + "\n"
 
@@ -452,6 +474,7 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
                     alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in kept
                 )
                 edits.replace(node, f"from {node.module} import {names}")
+    _order_definitions(module, inline.keys(), edits)
     source = edits.apply()
     source = _strip_header(source)
     if any(len(line) > LINE_LENGTH for line in source.splitlines()):
@@ -466,6 +489,61 @@ def _tidy(raw: str, namespace: NamespacePlan) -> Models:
         for name, task in signature_names.items()
     }
     return Models(source=source, classes=kept_classes, signatures=signatures)
+
+
+def _eager_names(node: ast.AST) -> set[str]:
+    """The names `node` reads when it is evaluated (a lambda's body runs later)."""
+    if isinstance(node, ast.Lambda):
+        return set()
+    if isinstance(node, ast.Name):
+        return {node.id}
+    names: set[str] = set()
+    for child in ast.iter_child_nodes(node):
+        names |= _eager_names(child)
+    return names
+
+
+def _needed_at_definition(node: ast.ClassDef) -> set[str]:
+    """The names a class statement reads when it runs: its bases and keywords, and the
+    values assigned in its body, such as field defaults. Annotations are not read then
+    (the module has `from __future__ import annotations`)."""
+    evaluated: list[ast.AST] = [*node.bases, *(keyword.value for keyword in node.keywords)]
+    for statement in node.body:
+        if isinstance(statement, ast.AnnAssign | ast.Assign) and statement.value is not None:
+            evaluated.append(statement.value)
+    names: set[str] = set()
+    for expression in evaluated:
+        names |= _eager_names(expression)
+    return names - {node.name}
+
+
+def _order_definitions(module: ast.Module, gone: Iterable[str], edits: _Edits) -> None:
+    """Move classes up so each class statement runs after the classes it reads.
+
+    The generator's `keep_model_order` orders classes by their bases but not by their
+    field defaults, so an enum default (`channel: Channel = Channel.email`) can come
+    before `class Channel` and fail with NameError on import. A class needed earlier is
+    moved just before the first class that needs it, its own needs first; the rest keep
+    the generator's order.
+    """
+    classes = {
+        node.name: node
+        for node in module.body
+        if isinstance(node, ast.ClassDef) and node.name not in set(gone)
+    }
+    placed: set[str] = set()
+
+    def place(name: str, before: ast.ClassDef) -> None:
+        placed.add(name)
+        node = classes[name]
+        for needed in sorted(_needed_at_definition(node) & classes.keys() - placed):
+            place(needed, before)
+        if node is not before:
+            edits.move_before(node, before)
+
+    for name, node in classes.items():
+        if name not in placed:
+            place(name, node)
 
 
 def _strip_header(source: str) -> str:

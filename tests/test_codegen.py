@@ -7,14 +7,20 @@ test functions, and implement() resolves their annotations as a worker module's.
 """
 
 import ast
+import importlib
 import itertools
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -32,7 +38,9 @@ from typer.testing import CliRunner
 from codegen import CodegenError, Source, apply, from_folders, from_registry, generate, plan
 from codegen._cli import codegen as codegen_command
 from codegen._node import tool
+from codegen._pydantic import _run_generator, generator_input
 from codegen._python import python_literal
+from codegen._schema import plan as plan_namespaces
 from taskschema import ImplementationMismatchError, TaskContract, TaskStub
 from taskschema._contract import bundle
 from taskschema.celery import install
@@ -160,7 +168,8 @@ def test_shared_defs_are_emitted_once_per_namespace(generated: Path) -> None:
     # Root models are written inline: a union of payments is a union, not a wrapper class.
     assert "RootModel" not in models
     assert "class PaymentMethod" not in models
-    # Enum defaults are members; format email stays a plain string (no email-validator).
+    # Format email stays a plain string (no email-validator). Enum defaults: see
+    # test_enum_defaults_are_members_defined_before_use.
     notifications = (generated / PACKAGE / "notifications" / "_models.py").read_text()
     assert "EmailStr" not in models + notifications
     stub = (generated / PACKAGE / "orders" / "refund_payment.py").read_text()
@@ -404,6 +413,132 @@ def test_regenerating_after_one_change_rewrites_only_its_files(tmp_path: Path) -
     )
 
 
+# -- the CLI's report -----------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def codegen_in(folder: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The real `taskschema codegen` in `folder`, its output piped (not a terminal)."""
+    return subprocess.run(
+        [str(VENV_BIN / "taskschema"), "codegen", *map(str, args)],
+        cwd=folder, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def summary(report: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The summary table in the CLI's report: its columns, and its rows by task."""
+    lines = report.splitlines()
+    header = next(line for line in lines if line.startswith("┃"))
+    columns = [cell.strip() for cell in header.strip("┃").split("┃")]
+    rows: dict[str, list[str]] = {}
+    for line in lines:
+        if line.startswith("│"):
+            task, *cells = (cell.strip() for cell in line.strip("│").split("│"))
+            # One line per task: none is wrapped onto a second line.
+            assert task, line
+            assert task not in rows, line
+            rows[task] = cells
+    return columns, rows
+
+
+def shop_rows(status: str, **others: str) -> dict[str, list[str]]:
+    """The table rows of every shop task with `status`, or the one given by module name."""
+    rows = {}
+    for task in sorted(source.task for source in shop_sources()):
+        namespace, name = task.rsplit(".", 1)
+        rows[task] = ["local", f"{namespace}/{name}.py (+3 shared)", others.get(name, status)]
+    return rows
+
+
+def test_the_summary_table_has_a_row_per_task_with_its_status(tmp_path: Path) -> None:
+    schemas = _copy_schemas(tmp_path)
+    generate_all = ("--from", schemas.name, "--out", PACKAGE)
+    first = codegen_in(tmp_path, *generate_all)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == ""  # the report goes to stderr; stdout is for --check's diff
+    lines = first.stderr.splitlines()
+    assert lines[0].strip() == f"taskschema codegen -> {PACKAGE}"
+    assert summary(first.stderr) == (["task", "version", "files", "status"], shop_rows("written"))
+    assert lines[-1] == "14 file(s) written, 0 unchanged, 0 removed"
+    # Piped, the report is plain text: no progress spinner, colours or cursor movement.
+    assert not ANSI.search(first.stderr)
+    assert "\r" not in first.stderr
+    assert "generating" not in first.stderr
+
+    again = codegen_in(tmp_path, *generate_all)
+    assert summary(again.stderr)[1] == shop_rows("unchanged")
+    assert again.stderr.splitlines()[-1] == "0 file(s) written, 14 unchanged, 0 removed"
+
+    path = schemas / "shop" / "notifications" / "send_email.json"
+    document = json.loads(path.read_text())
+    document["description"] = "Send one email."
+    path.write_text(json.dumps(document))
+    changed = codegen_in(tmp_path, *generate_all)
+    assert summary(changed.stderr)[1] == shop_rows("unchanged", send_email="written")
+    # The stub, the namespace's models and the two __init__ files listing fingerprints.
+    assert changed.stderr.splitlines()[-1] == "4 file(s) written, 10 unchanged, 0 removed"
+
+    (schemas / "shop" / "notifications" / "send_sms.json").unlink()
+    removed = codegen_in(tmp_path, *generate_all)
+    rows = shop_rows("unchanged")
+    del rows["notifications.send_sms"]
+    assert summary(removed.stderr)[1] == rows
+    assert "notifications/send_sms.py: removed (no longer generated)" in removed.stderr
+    assert removed.stderr.splitlines()[-1].endswith(" 1 removed")
+
+    stub = tmp_path / PACKAGE / "orders" / "process_order.py"
+    stub.write_text(stub.read_text() + "# edited\n")
+    checked = codegen_in(tmp_path, *generate_all, "--check")
+    assert checked.returncode == 1
+    rows = shop_rows("up to date", process_order="stale")
+    del rows["notifications.send_sms"]
+    assert summary(checked.stderr)[1] == rows
+    assert "1 file(s) stale, 12 up to date, 0 to remove" in checked.stderr
+
+
+def run_on_a_terminal(folder: Path, *args: str | Path) -> tuple[int, str]:
+    """The real `taskschema codegen` with its stderr on a pseudo-terminal, 160 columns
+    wide: its exit code and what the terminal received."""
+    terminal, child = pty.openpty()
+    process = subprocess.Popen(
+        [str(VENV_BIN / "taskschema"), "codegen", *map(str, args)],
+        cwd=folder, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=child,
+        env={**os.environ, "COLUMNS": "160", "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(child)
+    received = b""
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([terminal], [], [], 1)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        os.close(terminal)
+        code = process.wait(timeout=30)
+    return code, received.decode("utf-8", errors="replace")
+
+
+def test_on_a_terminal_progress_is_shown_then_the_same_table(tmp_path: Path) -> None:
+    schemas = _copy_schemas(tmp_path)
+    code, shown = run_on_a_terminal(
+        tmp_path, "--from", schemas.name, "--out", PACKAGE, "--no-cache"
+    )
+    assert code == 0, shown
+    assert "generating python for 9 contract(s)" in shown
+    # Once the spinner is cleared, the report reads as it does piped.
+    report = ANSI.sub("", shown).replace("\r\n", "\n").split("\r")[-1]
+    assert summary(report)[1] == shop_rows("written")
+
+
 # -- the CLI's inputs -----------------------------------------------------------------
 
 
@@ -591,6 +726,119 @@ def test_required_parameter_after_an_optional_one_is_keyword_only() -> None:
     )  # fmt: skip
     stub = generate([Source(TaskContract(document), origin="test")]).files["jobs/mixed.py"]
     assert "a: int,\n        b: int | NotGiven = NOT_GIVEN,\n        *,\n        c: str," in stub
+
+
+def test_enum_defaults_are_members_defined_before_use(tmp_path: Path) -> None:
+    """A model field's enum default is written as the member (`Channel.sms`, not "sms"),
+    and the enum's class comes before the model, though the generator's order (by name)
+    puts `Alert` first: the module imports, and the default is that member."""
+    alert = {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string"},
+            "channel": {"$ref": "#/$defs/Channel", "default": "sms"},
+            "level": {"enum": ["low", "high"], "default": "high"},
+        },
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+    document = make_contract(
+        "alerts.raise_alert",
+        properties={"alert": {"$ref": "#/$defs/Alert"},
+                    "channel": {"$ref": "#/$defs/Channel", "default": "email"}},
+        required=["alert"],
+        **{"$defs": {"Alert": alert, "Channel": {"type": "string", "enum": ["email", "sms"]}}},
+    )  # fmt: skip
+    files = generate([Source(TaskContract(document), origin="test")]).files
+    models = files["alerts/_models.py"]
+    assert "    channel: Channel = Channel.sms\n" in models
+    assert "] = AlertLevel.high\n" in models
+    assert models.index("class Channel(StrEnum):") < models.index("class Alert(BaseModel):")
+    assert models.index("class AlertLevel(") < models.index("class Alert(BaseModel):")
+    # A parameter's default is the worker's to fill: the stub leaves it out.
+    assert "channel: Channel | NotGiven = NOT_GIVEN" in files["alerts/raise_alert.py"]
+
+    apply(plan(tmp_path / "enum_defaults", files))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        generated = importlib.import_module("enum_defaults.alerts")
+    finally:
+        sys.path.remove(str(tmp_path))
+    made = generated.Alert(text="disk full")
+    assert made.channel is generated.Channel.sms
+    assert made.level is generated._models.AlertLevel.high
+
+
+class SchemaServer:
+    """A real HTTP server on loopback that serves a schema at any path and records every
+    request, to show that nothing ever asks it for one."""
+
+    def __init__(self) -> None:
+        requests = self.requests = list[str]()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                requests.append(self.path)
+                body = b'{"type": "integer"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def schema_server() -> Iterator[SchemaServer]:
+    served = SchemaServer()
+    thread = threading.Thread(target=served.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        served.server.shutdown()
+        served.server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("where", ["params", "defs"])
+def test_a_contract_with_a_remote_ref_is_refused_and_nothing_fetched(
+    schema_server: SchemaServer, tmp_path: Path, where: str
+) -> None:
+    ref = f"{schema_server.url}/size.json"
+    size = {"$ref": ref} if where == "params" else {"$ref": "#/$defs/Size"}
+    extra = {} if where == "params" else {"$defs": {"Size": {"$ref": ref}}}
+    contract = tmp_path / "contracts" / "thumbnail.json"
+    contract.parent.mkdir()
+    contract.write_text(json.dumps(make_contract("images.thumbnail", properties={"size": size},
+                                                 **extra)))  # fmt: skip
+    code, output = run_cli("--from", contract.parent, "--out", tmp_path / "out")
+    assert code == 2, output
+    pointer = "/params/properties/size/$ref" if where == "params" else "/$defs/Size/$ref"
+    assert f"{contract}: contract for 'images.thumbnail' is invalid" in output
+    assert f"{pointer}: remote reference '{ref}' is refused" in output
+    assert schema_server.requests == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_models_generator_itself_never_fetches_a_remote_ref(
+    schema_server: SchemaServer,
+) -> None:
+    """Remote refs stay off in datamodel-code-generator too, should one ever get past
+    the contract's own check: the generator refuses the schema instead of fetching."""
+    source = Source(TaskContract(make_contract("images.thumbnail")), origin="test")
+    (namespace,) = plan_namespaces([source])
+    schema = generator_input(namespace)
+    ref = f"{schema_server.url}/size.json"
+    schema["$defs"]["Size"] = {"$ref": ref}
+    with pytest.raises(CodegenError, match=re.escape(f"Fetching remote $ref is disabled: {ref}")):
+        _run_generator(schema, namespace)
+    assert schema_server.requests == []
 
 
 # -- implement() ----------------------------------------------------------------------
