@@ -302,6 +302,14 @@ def _check_references(document: Mapping[str, Any]) -> Iterator[Violation]:
                     message=f"remote reference {value!r} is refused: remote $refs are never "
                     "fetched; copy the schema into #/$defs",
                 )
+            elif value.startswith("/") and not value.startswith("//"):
+                # The registry bundles these on publish; a loaded contract never holds one.
+                yield Violation(
+                    path=pointer,
+                    message=f"registry reference {value!r} is not bundled: the registry "
+                    "resolves it on publish (or `taskschema check --registry URL`); a "
+                    "contract as loaded holds only local '#/$defs/...' references",
+                )
             elif not value.startswith(_LOCAL_DEFS_PREFIX):
                 yield Violation(
                     path=pointer,

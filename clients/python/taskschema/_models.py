@@ -71,10 +71,22 @@ class VersionInfo(RegisteredVersion):
     created_at: datetime
 
 
+class SchemaReference(_Model):
+    """A registry reference a contract was published with, and the copy it became."""
+
+    ref: str = Field(description="The `$ref` as published, e.g. /schemas/3#/$defs/Order.")
+    schema_id: int = Field(description="The schema it resolved to.")
+    bundled_as: str = Field(description="The local `$ref` it was rewritten to.")
+
+
 class VersionDetail(VersionInfo):
     """A version with its contract document."""
 
     contract: dict[str, Any]
+    references: list[SchemaReference] = Field(
+        default_factory=list,
+        description="Registry references bundled into the contract when it was published.",
+    )
 
 
 class TaskSummary(_Model):
