@@ -183,11 +183,74 @@ def test_nesting_beyond_the_limit_is_rejected() -> None:
     assert "deeper than 32" in verdict.message
 
 
-def test_kombu_type_markers_are_rejected_with_their_path() -> None:
-    marker = {"__type__": "datetime", "__value__": "2024-01-01T00:00:00"}
-    verdict = rejected(decoder().decode(message([[marker], {}, {}])), "type-marker")
-    assert [v.path for v in verdict.violations] == ["/args/0"]
+MARKER = {"__type__": "datetime", "__value__": "2024-01-01T00:00:00"}
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ([[MARKER], {}, {}], "/args/0"),
+        # kombu decodes the embed (callbacks, chain, ...) as well, in the consumer too.
+        ([[], VALID, {"callbacks": [MARKER], "chain": None}], "/body/2/callbacks/0"),
+    ],
+    ids=["in-args", "in-embed"],
+)
+def test_kombu_type_markers_are_rejected_with_their_path(body: Any, path: str) -> None:
+    verdict = rejected(decoder().decode(message(body)), "type-marker")
+    assert [v.path for v in verdict.violations] == [path]
     assert "datetime" in verdict.violations[0].message
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        # Each spells the key __type__ only through JSON escapes, as kombu will read it.
+        (rb'[[{"\u005f_type__": "datetime", "__value__": "2024-01-01T00:00:00"}], {}, {}]',
+         "/args/0"),
+        (rb'[[], {"at": {"__typ\u0065__": "uuid", "__value__": {"hex": "00"}}}, {}]', "/kwargs/at"),
+        (rb'[[], {}, {"chord": {"\u005F\u005F\u0074\u0079\u0070\u0065\u005F\u005F": "x", '
+         rb'"__value__": 1}}]', "/body/2/chord"),
+    ],
+    ids=["escaped-underscore", "escaped-letter", "all-escaped-in-embed"],
+)  # fmt: skip
+def test_markers_are_found_however_their_key_is_spelled(raw: bytes, path: str) -> None:
+    assert b"__type__" not in raw  # a search of the raw bytes finds nothing
+    assert isinstance(json.loads(raw), list)  # valid JSON, as kombu would decode it
+    verdict = rejected(decoder().decode(message(raw, raw=True)), "type-marker")
+    assert [v.path for v in verdict.violations] == [path]
+
+
+def test_markers_in_a_protocol_1_body_are_found_in_any_field() -> None:
+    marker = {"__type__": "datetime", "__value__": "2024-01-01T00:00:00"}
+    body = {"task": TASK, "id": "abc", "args": [], "kwargs": VALID, "eta": marker}
+    raw = json.dumps(body).encode().replace(b'"__type__"', rb'"\u005f_type__"')
+    assert b"__type__" not in raw
+    verdict = rejected(decoder().decode(message(raw, headers={}, raw=True)), "type-marker")
+    assert [v.path for v in verdict.violations] == ["/eta"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        rb'[[], {"to": "ada@example.com", "subject": "\u005f_type__", "body": "x"}, {}]',
+        rb'[[], {"to": "ada@example.com", "subject": "Hi", "body": "Caf\u00e9"}, {}]',
+    ],
+    ids=["marker-name-as-a-value", "escaped-text"],
+)
+def test_escapes_that_spell_no_marker_key_pass(raw: bytes) -> None:
+    assert isinstance(decoder().decode(message(raw, raw=True)), TaskCall)
+
+
+def test_an_object_with_type_and_other_keys_is_not_a_marker() -> None:
+    # kombu decodes only objects whose keys are exactly __type__ and __value__.
+    kwargs = {**VALID, "subject": "Hi"}
+    raw = json.dumps([[], kwargs, {"x": {"__type__": "datetime", "__value__": 1, "y": 2}}])
+    assert isinstance(decoder().decode(message(raw.encode(), raw=True)), TaskCall)
+
+
+def test_a_duplicate_key_next_to_a_marker_is_still_undecodable() -> None:
+    raw = b'[[{"__type__": "date", "__value__": "2024-01-01"}], {"to": 1, "to": 2}, {}]'
+    rejected(decoder().decode(message(raw, raw=True)), "undecodable")
 
 
 @pytest.mark.parametrize(

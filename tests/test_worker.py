@@ -171,6 +171,12 @@ def nested(depth: int) -> Any:
 
 MARKED_BORN = {"__type__": "datetime", "__value__": "1990-01-01T00:00:00+00:00"}
 
+
+def escaped(body: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """`body` with each __type__ key spelled through a JSON escape, as kombu still reads it."""
+    return lambda id_: body(id_).replace(b'"__type__"', rb'"\u005f_type__"')
+
+
 CASES = [
     Case("body-with-two-elements", constant(json.dumps([[], {"person": ADA}]).encode()),
          "malformed-envelope", ["/body"]),
@@ -199,6 +205,14 @@ CASES = [
          "type-marker", ["/kwargs/person/born"]),
     Case("type-marker-unknown", v2([{"__type__": "frobnicate", "__value__": 1}], {}),
          "type-marker", ["/args/0"]),
+    # kombu reads "\u005f_type__" as __type__ and would hand the task a datetime.
+    Case("type-marker-escaped", escaped(v2([], {"person": {"name": "Ada", "born": MARKED_BORN}})),
+         "type-marker", ["/kwargs/person/born"]),
+    Case("type-marker-escaped-no-contract", escaped(v2([{"at": MARKED_BORN}], {})),
+         "type-marker", ["/args/0/at"], task="demo.untyped"),
+    Case("type-marker-in-embed",
+         v2([], {"person": ADA}, {"callbacks": [{"__type__": "frobnicate", "__value__": 1}]}),
+         "type-marker", ["/body/2/callbacks/0"]),
     Case("body-over-configured-limit",
          v2([], {"person": {"name": "x" * CONFIGURED_MAX_BODY, "born": ADA["born"]}}),
          "too-large", message=f"over the limit of {CONFIGURED_MAX_BODY}"),

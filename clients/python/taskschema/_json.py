@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 from ._exceptions import InvalidJSONError
@@ -34,18 +35,32 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def strict_decoder(
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] = _unique_keys,
+) -> json.JSONDecoder:
+    """A decoder refusing NaN and Infinity whose objects are built by `object_pairs_hook`;
+    a hook of one's own must refuse duplicate keys too, with InvalidJSONError."""
+    return json.JSONDecoder(
+        object_pairs_hook=object_pairs_hook,
+        parse_constant=_reject_constant,
+        parse_float=_finite_float,
+    )
+
+
 # Built once: json.loads with hooks would build a new decoder on every call.
-_STRICT_DECODER = json.JSONDecoder(
-    object_pairs_hook=_unique_keys, parse_constant=_reject_constant, parse_float=_finite_float
-)
+_STRICT_DECODER = strict_decoder()
 
 
-def loads_strict(data: bytes | str) -> Any:
-    """Parse one UTF-8 JSON document, refusing duplicate keys, NaN and Infinity."""
+def loads_strict(data: bytes | str, *, decoder: json.JSONDecoder = _STRICT_DECODER) -> Any:
+    """Parse one UTF-8 JSON document, refusing duplicate keys, NaN and Infinity.
+
+    `decoder` (from `strict_decoder`) may watch every object; what its hook raises,
+    other than InvalidJSONError or ValueError, propagates as is.
+    """
     try:
         # RFC 8259 JSON is UTF-8; json.loads would guess UTF-16/32 from the first bytes.
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return _STRICT_DECODER.decode(text)
+        return decoder.decode(text)
     except InvalidJSONError:
         raise
     except UnicodeDecodeError as exc:
