@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -20,14 +21,17 @@ from taskschema import (
     Health,
     InvalidJSONError,
     RegisteredVersion,
+    SchemaReference,
     TaskContract,
     TaskPage,
     TaskSummary,
     VersionDetail,
     VersionInfo,
     Violation,
+    loads_strict,
     meta_schema,
 )
+from taskschema._references import bundle_references
 
 from ._auth import StoreDep, read_access, require_scope
 from ._errors import (
@@ -61,8 +65,8 @@ publish_access = Depends(require_scope("publish"))
 admin_access = Depends(require_scope("admin"))
 
 
-async def contract_body(request: Request) -> TaskContract:
-    """The request body parsed as strict JSON and validated as a task contract."""
+async def contract_document(request: Request) -> dict[str, Any]:
+    """The request body parsed as strict JSON: a would-be contract document."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise UnsupportedMediaType(
@@ -70,26 +74,51 @@ async def contract_body(request: Request) -> TaskContract:
             f"not {media_type or 'no content type'!r}"
         )
     try:
-        return TaskContract.from_json(await request.body())
+        document = loads_strict(await request.body())
     except InvalidJSONError as exc:
         raise InvalidJSON(str(exc)) from None
+    if not isinstance(document, dict):
+        raise ContractInvalid(
+            "contract is invalid", [Violation(path="", message="a contract is a JSON object")]
+        )
+    return document
+
+
+@dataclass(frozen=True)
+class BundledContract:
+    """A validated contract, and the registry references it was bundled from."""
+
+    contract: TaskContract
+    references: tuple[SchemaReference, ...]
+
+
+def bundled_contract(
+    document: Annotated[dict[str, Any], Depends(contract_document)], store: StoreDep
+) -> BundledContract:
+    """The body's contract with its registry references (`/schemas/{id}#/$defs/Name`)
+    resolved in this registry and bundled in, validated. A sync dependency, so the
+    database reads run off the event loop."""
+    try:
+        bundle = bundle_references(document, store.fetch)
+        return BundledContract(TaskContract(bundle.document), bundle.references)
     except ContractError as exc:
         raise ContractInvalid(exc.message, exc.violations) from None
 
 
 def named_contract(
-    name: TaskName, contract: Annotated[TaskContract, Depends(contract_body)]
-) -> TaskContract:
+    name: TaskName, bundled: Annotated[BundledContract, Depends(bundled_contract)]
+) -> BundledContract:
     """The body's contract, which must be for the task named in the URL."""
+    contract = bundled.contract
     if contract.task != name:
         raise TaskNameMismatch(
             f"the contract is for {contract.task!r} but was sent to {name!r}",
             [Violation(path="/task", message=f"expected {name!r}, found {contract.task!r}")],
         )
-    return contract
+    return bundled
 
 
-NamedContract = Annotated[TaskContract, Depends(named_contract)]
+NamedContract = Annotated[BundledContract, Depends(named_contract)]
 _CONTRACT_BODY = {
     "requestBody": {
         "required": True,
@@ -112,8 +141,9 @@ def publish(
 ) -> RegisteredVersion:
     """Register a contract as the task's next version; an identical live contract is
     answered with its existing version (200) instead. A contract that breaks the task's
-    compatibility mode is refused with 409 and every violation."""
-    outcome = store.publish(contract)
+    compatibility mode is refused with 409 and every violation. Registry references
+    (`/schemas/{id}#/$defs/Name`) are bundled into the stored contract."""
+    outcome = store.publish(contract.contract, contract.references)
     response.headers["Location"] = f"/tasks/{name}/versions/{outcome.registered.version}"
     if not outcome.created:
         response.status_code = status.HTTP_200_OK
@@ -132,8 +162,8 @@ def check_compatibility(
     ] = None,
 ) -> CompatibilityReport:
     """Whether the contract could be published (every violation, and warnings); stores
-    nothing."""
-    return store.check(contract, version=version, mode=mode)
+    nothing. Registry references are bundled first, as on publish."""
+    return store.check(contract.contract, version=version, mode=mode)
 
 
 @router.get("/tasks", tags=["tasks"])

@@ -20,6 +20,7 @@ from taskschema import (
     CompatibilityReport,
     EffectiveConfig,
     RegisteredVersion,
+    SchemaReference,
     TaskContract,
     TaskPage,
     TaskSummary,
@@ -28,16 +29,28 @@ from taskschema import (
 )
 from taskschema import loads_strict as _loads
 from taskschema._compat import check_compatibility, is_transitive
+from taskschema._references import FetchedSchema, SchemaAddress
 
 from ._errors import (
     ConfigNotFound,
+    ContractInvalid,
     Incompatible,
     NotSoftDeleted,
     SchemaNotFound,
     TaskNotFound,
     VersionNotFound,
 )
-from ._tables import GLOBAL_SCOPE, Base, CompatibilitySetting, Schema, Task, Token, Version, utcnow
+from ._tables import (
+    GLOBAL_SCOPE,
+    Base,
+    BundledReference,
+    CompatibilitySetting,
+    Schema,
+    Task,
+    Token,
+    Version,
+    utcnow,
+)
 
 SCOPES = ("read", "publish", "send", "admin")
 DEFAULT_COMPATIBILITY = CompatibilityMode.BACKWARD
@@ -90,9 +103,15 @@ class Store:
 
     # -- publishing --------------------------------------------------------------
 
-    def publish(self, contract: TaskContract) -> PublishOutcome:
+    def publish(
+        self, contract: TaskContract, references: Sequence[SchemaReference] = ()
+    ) -> PublishOutcome:
         """Store `contract` as the next version of its task, unless it is already the
-        content of a live version (then that version is returned, created=False)."""
+        content of a live version (then that version is returned, created=False).
+
+        `references` are the registry references `contract` was bundled from; they are
+        recorded with its schema when the schema is new.
+        """
         with self._transaction() as session:
             # Writing first takes SQLite's write lock before any read; on PostgreSQL the
             # row lock below serialises publishers of one task across replicas.
@@ -133,18 +152,7 @@ class Store:
                     f"{len(report.violations)} violation(s); nothing was stored",
                     report.violations,
                 )
-            session.execute(
-                self._insert(Schema)
-                .values(
-                    fingerprint=contract.fingerprint,
-                    document=contract.canonical_json().decode(),
-                    created_at=utcnow(),
-                )
-                .on_conflict_do_nothing(index_elements=["fingerprint"])
-            )
-            schema_id = session.scalars(
-                select(Schema.id).where(Schema.fingerprint == contract.fingerprint)
-            ).one()
+            schema_id = self._store_schema(session, contract, references)
             task.last_version += 1
             session.add(Version(task_id=task.id, version=task.last_version, schema_id=schema_id))
             return PublishOutcome(
@@ -156,6 +164,73 @@ class Store:
                 ),
                 created=True,
             )
+
+    def _store_schema(
+        self, session: Session, contract: TaskContract, references: Sequence[SchemaReference]
+    ) -> int:
+        """The id of `contract`'s schema row, inserted with its references if new."""
+        # Fingerprints include the task name, and this runs under the task's row lock,
+        # so no other publisher can insert this fingerprint between the read and insert.
+        schema_id = session.scalar(
+            select(Schema.id).where(Schema.fingerprint == contract.fingerprint)
+        )
+        if schema_id is not None:
+            return schema_id
+        self._lock_referenced(session, {ref.schema_id for ref in references})
+        schema = Schema(
+            fingerprint=contract.fingerprint,
+            document=contract.canonical_json().decode(),
+            created_at=utcnow(),
+        )
+        session.add(schema)
+        session.flush()
+        session.add_all(
+            BundledReference(
+                schema_id=schema.id,
+                position=position,
+                ref=ref.ref,
+                referenced_schema_id=ref.schema_id,
+                bundled_as=ref.bundled_as,
+            )
+            for position, ref in enumerate(references)
+        )
+        return schema.id
+
+    def _lock_referenced(self, session: Session, schema_ids: set[int]) -> None:
+        """Keep the schemas bundled from until commit, or refuse if one is gone.
+
+        They were read before this transaction; a permanent delete since then would
+        otherwise break the reference rows' foreign key.
+        """
+        if not schema_ids:
+            return
+        query = select(Schema.id).where(Schema.id.in_(schema_ids))
+        if self.engine.dialect.name == "postgresql":
+            query = query.with_for_update(read=True)  # delete_version locks FOR UPDATE
+        gone = schema_ids - set(session.scalars(query))
+        if gone:
+            raise ContractInvalid(
+                "a schema this contract references was deleted while it was published: "
+                + ", ".join(map(str, sorted(gone)))
+            )
+
+    def fetch(self, address: SchemaAddress) -> FetchedSchema | None:
+        """A registered document for bundling: by schema id, or a live task version."""
+        query = select(Schema)
+        if address.schema_id is not None:
+            query = query.where(Schema.id == address.schema_id)
+        else:
+            query = query.join(Version, Version.schema_id == Schema.id).where(
+                Version.task_id
+                == select(Task.id).where(Task.name == address.task).scalar_subquery(),
+                Version.version == address.version,
+                Version.deleted.is_(False),
+            )
+        with self._transaction() as session:
+            row = session.scalars(query).one_or_none()
+            if row is None:
+                return None
+            return FetchedSchema(row.id, _parse(row.fingerprint, row.document).to_dict())
 
     def check(
         self, contract: TaskContract, *, version: int | None, mode: CompatibilityMode | None
@@ -261,8 +336,11 @@ class Store:
                 self._summary(session, name, include_deleted=True)  # 404 for unknown tasks
                 what = "no live version" if version is None else f"no version {version}"
                 raise VersionNotFound(f"task {name!r} has {what}")
+            references = _references(session, row.Schema.id)
         info = _info(name, row.Version, row.Schema)
-        return VersionDetail(**info.model_dump(), contract=_loads(row.Schema.document))
+        return VersionDetail(
+            **info.model_dump(), contract=_loads(row.Schema.document), references=references
+        )
 
     def get_schema(self, schema_id: int) -> StoredSchema:
         with self._transaction() as session:
@@ -294,10 +372,13 @@ class Store:
             schema_id = row.schema_id
             session.delete(row)
             session.flush()
-            still_used = session.scalar(
-                select(Version.id).where(Version.schema_id == schema_id).limit(1)
-            )
-            if still_used is None:
+            # Locked first, so a publish bundling from this schema either commits its
+            # references before the check below or finds the schema gone.
+            session.execute(select(Schema.id).where(Schema.id == schema_id).with_for_update())
+            if not _still_needed(session, schema_id):
+                session.execute(
+                    delete(BundledReference).where(BundledReference.schema_id == schema_id)
+                )
                 session.execute(delete(Schema).where(Schema.id == schema_id))
 
     # -- compatibility config ----------------------------------------------------
@@ -380,6 +461,28 @@ def _versions_query(name: str, include_deleted: bool) -> Select[Version, Schema]
         .order_by(Version.version)
     )
     return query if include_deleted else query.where(Version.deleted.is_(False))
+
+
+def _still_needed(session: Session, schema_id: int) -> bool:
+    """Whether a version holds the schema, or another schema was bundled from it (kept
+    then, so the provenance a version shows stays readable at /schemas/{id})."""
+    used = select(Version.id).where(Version.schema_id == schema_id)
+    referenced = select(BundledReference.id).where(
+        BundledReference.referenced_schema_id == schema_id
+    )
+    return bool(session.scalar(select(used.exists() | referenced.exists())))
+
+
+def _references(session: Session, schema_id: int) -> list[SchemaReference]:
+    rows = session.scalars(
+        select(BundledReference)
+        .where(BundledReference.schema_id == schema_id)
+        .order_by(BundledReference.position)
+    )
+    return [
+        SchemaReference(ref=row.ref, schema_id=row.referenced_schema_id, bundled_as=row.bundled_as)
+        for row in rows
+    ]
 
 
 @lru_cache(maxsize=1024)

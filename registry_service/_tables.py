@@ -84,6 +84,23 @@ class Version(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class BundledReference(Base):
+    """A registry reference a schema was published with: the `$ref` as written, the
+    schema it resolved to, and the local `$ref` its copy is reached by."""
+
+    __tablename__ = "schema_references"
+    __table_args__ = (UniqueConstraint("schema_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    ref: Mapped[str] = mapped_column(Text)
+    # A foreign key: a schema others were bundled from is kept on permanent delete, so
+    # the provenance GET shows stays readable at /schemas/{id}.
+    referenced_schema_id: Mapped[int] = mapped_column(ForeignKey("schemas.id"), index=True)
+    bundled_as: Mapped[str] = mapped_column(Text)
+
+
 class CompatibilitySetting(Base):
     __tablename__ = "compatibility"
 

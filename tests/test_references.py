@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -21,9 +22,10 @@ from taskschema._references import (
     registry_refs,
 )
 
-from helpers import make_contract
+from conftest import Registry
+from helpers import make_contract as _make_contract
 
-ORDER = {
+ORDER: dict[str, Any] = {
     "type": "object",
     "properties": {
         "id": {"type": "integer"},
@@ -32,19 +34,31 @@ ORDER = {
     "required": ["id"],
     "additionalProperties": False,
 }
-LINE = {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
+LINE: dict[str, Any] = {
+    "type": "object",
+    "properties": {"sku": {"type": "string"}},
+    "required": ["sku"],
+}
+
+
+def make_contract(task: str, *, defs: Any = None, **fields: Any) -> dict[str, Any]:
+    """helpers.make_contract, with `$defs`."""
+    document = _make_contract(task, **fields)
+    if defs is not None:
+        document["$defs"] = defs
+    return document
 
 
 def contract_a(task: str = "shop.a", order: Any = None) -> dict[str, Any]:
     return make_contract(
         task,
         properties={"order": {"$ref": "#/$defs/Order"}},
-        **{"$defs": {"Order": ORDER if order is None else order, "Line": LINE}},
+        defs={"Order": ORDER if order is None else order, "Line": LINE},
     )
 
 
-def referring(task: str, ref: str, **extra: Any) -> dict[str, Any]:
-    return make_contract(task, properties={"order": {"$ref": ref}}, **extra)
+def referring(task: str, ref: str, defs: Any = None) -> dict[str, Any]:
+    return make_contract(task, properties={"order": {"$ref": ref}}, defs=defs)
 
 
 def fetch_from(schemas: Mapping[int, Mapping[str, Any]], versions: Any = None) -> Any:
@@ -56,7 +70,7 @@ def fetch_from(schemas: Mapping[int, Mapping[str, Any]], versions: Any = None) -
         if schema_id is None:
             schema_id = versions.get((address.task, address.version))
         document = schemas.get(schema_id) if schema_id is not None else None
-        return None if document is None else FetchedSchema(schema_id, document)  # type: ignore[arg-type]
+        return None if document is None else FetchedSchema(schema_id, document)
 
     return fetch
 
@@ -118,13 +132,13 @@ def test_a_version_reference_resolves_to_its_schema_id() -> None:
 
 def test_name_collisions_get_a_deterministic_suffix_and_identical_definitions_are_shared() -> None:
     own_line = {"type": "string"}
-    document = referring("shop.b", "/schemas/1#/$defs/Order", **{"$defs": {"Line": own_line}})
+    document = referring("shop.b", "/schemas/1#/$defs/Order", defs={"Line": own_line})
     defs = bundled(document, {1: contract_a()}).document["$defs"]
     assert defs["Line"] == own_line
     assert defs["Line_s1"] == LINE
     assert defs["Order"]["properties"]["lines"]["items"] == {"$ref": "#/$defs/Line_s1"}
     # The same definition already held verbatim is not copied twice.
-    same = referring("shop.b", "/schemas/1#/$defs/Order", **{"$defs": {"Line": LINE}})
+    same = referring("shop.b", "/schemas/1#/$defs/Order", defs={"Line": LINE})
     assert bundled(same, {1: contract_a()}).document["$defs"] == {"Order": ORDER, "Line": LINE}
     # Two schemas' Orders: the first keeps the name, the second is suffixed by its id.
     narrowed = {**ORDER, "required": ["id", "lines"]}
@@ -145,9 +159,7 @@ def test_name_collisions_get_a_deterministic_suffix_and_identical_definitions_ar
         },
     }
     # A suffixed name that is taken too gets a counter.
-    crowded = referring(
-        "shop.b", "/schemas/1#/$defs/Order", **{"$defs": {"Order": {}, "Order_s1": {}}}
-    )
+    crowded = referring("shop.b", "/schemas/1#/$defs/Order", defs={"Order": {}, "Order_s1": {}})
     assert "Order_s1_2" in bundled(crowded, {1: contract_a()}).document["$defs"]
 
 
@@ -157,9 +169,9 @@ def test_recursive_definitions_terminate() -> None:
         "properties": {"children": {"type": "array", "items": {"$ref": "#/$defs/Tree"}}},
     }
     forest = {"type": "array", "items": {"$ref": "#/$defs/Tree"}}
-    source = make_contract("shop.a", **{"$defs": {"Tree": tree, "Forest": forest}})
+    source = make_contract("shop.a", defs={"Tree": tree, "Forest": forest})
     own = {"Tree": {"type": "string"}}  # forces renaming inside the cycle
-    document = referring("shop.b", "/schemas/1#/$defs/Forest", **{"$defs": own})
+    document = referring("shop.b", "/schemas/1#/$defs/Forest", defs=own)
     defs = bundled(document, {1: source}).document["$defs"]
     assert defs["Forest"] == {"type": "array", "items": {"$ref": "#/$defs/Tree_s1"}}
     assert defs["Tree_s1"]["properties"]["children"]["items"] == {"$ref": "#/$defs/Tree_s1"}
@@ -239,7 +251,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], dict[int, Any]]:
     referring to them, with definitions of its own that may collide or be identical."""
     local = [f"#/$defs/{name}" for name in NAMES]
     source_defs = {name: draw(_schema(st.sampled_from(local))) for name in NAMES}
-    source = make_contract("src.task", **{"$defs": source_defs})
+    source = make_contract("src.task", defs=source_defs)
     own_names = draw(st.lists(st.sampled_from([*NAMES, "Order_s1", "C"]), unique=True, max_size=3))
     refs = [f"/schemas/1#/$defs/{name}" for name in NAMES]
     refs += [f"#/$defs/{name}" for name in own_names]
@@ -254,7 +266,7 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, Any], dict[int, Any]]:
             st.sampled_from(["x", "y", "z"]), _schema(st.sampled_from(refs)), min_size=1
         )
     )
-    document = make_contract("dst.task", properties=properties, **{"$defs": own_defs})
+    document = make_contract("dst.task", properties=properties, defs=own_defs)
     # Valid apart from its registry references: every local one names its own definition.
     assume(
         all(
@@ -305,3 +317,152 @@ def test_bundling_preserves_meaning_leaves_only_local_refs_and_is_idempotent(
     assert bundled(result.document, sources).document == result.document
     again = TaskContract(bundled(document, sources).document)
     assert again.fingerprint == contract.fingerprint
+
+
+# -- through the registry (real HTTP, SQLite and PostgreSQL) -------------------------------
+
+
+def publish(registry: Registry, document: Mapping[str, Any]) -> httpx.Response:
+    return registry.publisher.post(f"/tasks/{document['task']}/versions", json=document)
+
+
+def publish_a(registry: Registry, task: str, order: Any = None) -> int:
+    response = publish(registry, contract_a(task, order))
+    assert response.status_code in (200, 201), response.text
+    schema_id: int = response.json()["id"]
+    return schema_id
+
+
+def test_a_contract_referring_to_another_is_stored_bundled_with_its_references(
+    registry: Registry, task_name: str
+) -> None:
+    a_id = publish_a(registry, task_name + "_a")
+    b = referring(task_name, f"/schemas/{a_id}#/$defs/Order")
+    created = publish(registry, b)
+    assert created.status_code == 201, created.text
+    detail = registry.reader.get(f"/tasks/{task_name}/versions/1").json()
+    assert detail["contract"]["params"]["properties"]["order"] == {"$ref": "#/$defs/Order"}
+    assert detail["contract"]["$defs"] == {"Order": ORDER, "Line": LINE}
+    assert detail["references"] == [
+        {"ref": f"/schemas/{a_id}#/$defs/Order", "schema_id": a_id, "bundled_as": "#/$defs/Order"}
+    ]
+    stored = registry.reader.get(f"/schemas/{created.json()['id']}").json()
+    assert stored == detail["contract"]
+    # Publishing the same document again, or the bundled one, is the same version.
+    for again in (b, stored):
+        response = publish(registry, again)
+        assert (response.status_code, response.json()["version"]) == (200, 1)
+    # A worker validates with the stored contract alone: no registry reference left.
+    worker_side = TaskContract(stored)
+    assert worker_side.params_violations({"order": {"id": 1, "lines": [{"sku": "a"}]}}) == []
+    problems = worker_side.params_violations({"order": {"id": "1", "lines": [{}]}})
+    assert sorted(v.path for v in problems) == ["/order/id", "/order/lines/0"]
+
+
+def test_a_version_reference_nested_definitions_and_collisions(
+    registry: Registry, task_name: str
+) -> None:
+    a_task = task_name + "_a"
+    a_id = publish_a(registry, a_task)
+    own_line = {"type": "string", "minLength": 1}
+    b = make_contract(
+        task_name,
+        properties={
+            "order": {"$ref": f"/tasks/{a_task}/versions/1#/$defs/Order"},
+            "line": {"$ref": "#/$defs/Line"},
+        },
+        defs={"Line": own_line},
+    )
+    assert publish(registry, b).status_code == 201
+    detail = registry.reader.get(f"/tasks/{task_name}/versions/latest").json()
+    defs = detail["contract"]["$defs"]
+    assert defs["Line"] == own_line
+    assert defs[f"Line_s{a_id}"] == LINE
+    assert defs["Order"]["properties"]["lines"]["items"] == {"$ref": f"#/$defs/Line_s{a_id}"}
+    assert [(r["ref"], r["schema_id"]) for r in detail["references"]] == [
+        (f"/tasks/{a_task}/versions/1#/$defs/Order", a_id)
+    ]
+
+
+def test_unresolvable_references_are_refused_with_422_at_their_paths_and_nothing_stored(
+    registry: Registry, task_name: str
+) -> None:
+    a_id = publish_a(registry, task_name + "_a")
+    document = make_contract(
+        task_name,
+        properties={
+            "a": {"$ref": "/schemas/999999999#/$defs/Order"},
+            "b": {"$ref": f"/schemas/{a_id}#/$defs/Nope"},
+            "c": {"$ref": f"/tasks/{task_name}_a/versions/latest#/$defs/Order"},
+            "d": {"$ref": f"/tasks/{task_name}_a/versions/9#/$defs/Order"},
+        },
+    )
+    for response in (
+        publish(registry, document),
+        registry.reader.post(f"/tasks/{task_name}/compatibility", json=document),
+    ):
+        assert response.status_code == 422
+        body = response.json()
+        assert body["error"] == "contract_invalid"
+        assert [v["path"] for v in body["violations"]] == [
+            f"/params/properties/{name}/$ref" for name in "abcd"
+        ]
+        assert "no schema with id 999999999" in body["violations"][0]["message"]
+    assert registry.reader.get(f"/tasks/{task_name}").status_code == 404
+
+
+def test_a_change_in_the_referenced_definition_is_checked_like_any_other(
+    registry: Registry, task_name: str
+) -> None:
+    a_task = task_name + "_a"
+    v1_id = publish_a(registry, a_task)
+    registry.admin.put(f"/config/{a_task}", json={"compatibility": "NONE"})
+    narrowed = {
+        **ORDER,
+        "properties": {**ORDER["properties"], "id": {"type": "integer", "maximum": 10}},
+    }
+    v2_id = publish_a(registry, a_task, order=narrowed)
+    assert v2_id != v1_id
+    assert (
+        publish(registry, referring(task_name, f"/schemas/{v1_id}#/$defs/Order")).status_code == 201
+    )
+    b2 = referring(task_name, f"/schemas/{v2_id}#/$defs/Order")
+    report = registry.reader.post(f"/tasks/{task_name}/compatibility", json=b2).json()
+    assert report["compatible"] is False
+    assert [(v["path"], v["rule"], v["direction"]) for v in report["violations"]] == [
+        ("/$defs/Order/properties/id/maximum", "limit-added", "backward")
+    ]
+    refused = publish(registry, b2)
+    assert refused.status_code == 409
+    assert refused.json()["violations"][0]["path"] == "/$defs/Order/properties/id/maximum"
+    # Widening through a newer schema is fine.
+    widened = {**ORDER, "required": []}
+    v3_id = publish_a(registry, a_task, order=widened)
+    assert (
+        publish(registry, referring(task_name, f"/schemas/{v3_id}#/$defs/Order")).status_code == 201
+    )
+
+
+def test_a_schema_bundled_from_outlives_the_permanent_delete_of_its_version(
+    registry: Registry, task_name: str
+) -> None:
+    a_task = task_name + "_a"
+    a_id = publish_a(registry, a_task)
+    assert (
+        publish(registry, referring(task_name, f"/schemas/{a_id}#/$defs/Order")).status_code == 201
+    )
+    registry.admin.delete(f"/tasks/{a_task}/versions/1")
+    assert (
+        registry.admin.delete(f"/tasks/{a_task}/versions/1", params={"permanent": True}).status_code
+        == 200
+    )
+    # The provenance stays readable; the version itself is gone.
+    assert registry.reader.get(f"/schemas/{a_id}").status_code == 200
+    assert registry.reader.get(f"/tasks/{a_task}/versions/1").status_code == 404
+    # Deleting the referring version for good releases both.
+    registry.admin.delete(f"/tasks/{task_name}/versions/1")
+    b_id = registry.reader.get(
+        f"/tasks/{task_name}/versions/1", params={"include_deleted": True}
+    ).json()["id"]
+    registry.admin.delete(f"/tasks/{task_name}/versions/1", params={"permanent": True})
+    assert registry.reader.get(f"/schemas/{b_id}").status_code == 404
