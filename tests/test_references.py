@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_cli import run, token_of, write
 
 from taskschema import ContractError, TaskContract
 from taskschema._references import (
@@ -466,3 +468,68 @@ def test_a_schema_bundled_from_outlives_the_permanent_delete_of_its_version(
     ).json()["id"]
     registry.admin.delete(f"/tasks/{task_name}/versions/1", params={"permanent": True})
     assert registry.reader.get(f"/schemas/{b_id}").status_code == 404
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_offline_check_needs_resolve_for_registry_references(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    a_task = task_name + "_a"
+    v1_id = publish_a(sqlite_registry, a_task)
+    sqlite_registry.admin.put(f"/config/{a_task}", json={"compatibility": "NONE"})
+    narrowed = {**ORDER, "required": ["id", "lines"]}
+    v2_id = publish_a(sqlite_registry, a_task, order=narrowed)
+    old = write(tmp_path / "old.json", referring(task_name, f"/schemas/{v1_id}#/$defs/Order"))
+    new = write(tmp_path / "new.json", referring(task_name, f"/schemas/{v2_id}#/$defs/Order"))
+    offline = run("check", str(old), str(new))
+    assert offline.returncode == 2
+    assert (
+        f"error: {old}:/params/properties/order/$ref: registry reference "
+        f"'/schemas/{v1_id}#/$defs/Order' cannot be resolved offline: give --resolve URL"
+    ) in offline.stderr
+    assert f"{new}:/params/properties/order/$ref" in offline.stderr
+    resolved = run("check", str(old), str(new), "--resolve", sqlite_registry.url)
+    assert resolved.returncode == 1, resolved.stdout + resolved.stderr
+    assert f"{new}: incompatible (BACKWARD)" in resolved.stdout
+    assert f"{new}:/$defs/Order/required/1: property-made-required" in resolved.stdout
+    same = run("check", str(old), str(old), "--resolve", sqlite_registry.url)
+    assert same.returncode == 0, same.stdout + same.stderr
+    unknown = write(
+        tmp_path / "unknown.json", referring(task_name, "/schemas/999999999#/$defs/Order")
+    )
+    missing = run("check", str(old), str(unknown), "--resolve", sqlite_registry.url)
+    assert missing.returncode == 2
+    assert f"{unknown}:/params/properties/order/$ref: registry reference" in missing.stderr
+    assert "no schema with id 999999999" in missing.stderr
+
+
+def test_cli_publish_and_registry_check_let_the_registry_bundle(
+    sqlite_registry: Registry, tmp_path: Path, task_name: str
+) -> None:
+    a_id = publish_a(sqlite_registry, task_name + "_a")
+    file = write(tmp_path / "b.json", referring(task_name, f"/schemas/{a_id}#/$defs/Order"))
+    token = token_of(sqlite_registry.publisher)
+    published = run("publish", str(file), "--registry", sqlite_registry.url, "--token", token)
+    assert published.returncode == 0, published.stdout + published.stderr
+    assert f"{task_name}: created v1" in published.stdout
+    checked = run("check", str(file), "--registry", sqlite_registry.url)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"{file}: compatible (BACKWARD)" in checked.stdout
+    bad = write(tmp_path / "bad.json", referring(task_name, f"/schemas/{a_id}#/$defs/Nope"))
+    refused = run("check", str(bad), "--registry", sqlite_registry.url)
+    assert refused.returncode == 2
+    assert f"{bad}:/params/properties/order/$ref: registry reference" in refused.stderr
+    not_published = run("publish", str(bad), "--registry", sqlite_registry.url, "--token", token)
+    assert not_published.returncode == 1
+    assert f"{bad}: refused (contract_invalid)" in not_published.stdout
+    assert f"{bad}:/params/properties/order/$ref" in not_published.stdout
+
+
+def test_cli_check_with_no_contract_files_exits_2(
+    sqlite_registry: Registry, tmp_path: Path
+) -> None:
+    result = run("check", str(tmp_path), "--registry", sqlite_registry.url)
+    assert result.returncode == 2
+    assert f"no contract files (*.json) found in {tmp_path}" in result.stderr

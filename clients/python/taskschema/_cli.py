@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -20,7 +20,12 @@ from ._compat import check_compatibility, consequence
 from ._contract import TaskContract
 from ._exceptions import ContractError, InvalidJSONError, RegistryError, Violation
 from ._files import contract_files
+from ._json import loads_strict
 from ._models import CompatibilityMode, CompatibilityReport, Incompatibility
+from ._references import Fetch, FetchedSchema, SchemaAddress, bundle_references, registry_refs
+
+if TYPE_CHECKING:
+    from ._client import RegistryClient
 
 # Exit codes, scriptable in CI (as `buf` does): 1 = refused / incompatible, 2 = usage or input.
 EXIT_REFUSED = 1
@@ -97,8 +102,7 @@ def publish(
     with RegistryClient(registry, token=token) as client:
         for file in files:
             try:
-                contract = TaskContract.from_json(file.read_bytes())
-                result = client.publish(contract)
+                result = client.publish(_publishable(file))
             except InvalidJSONError as exc:
                 refused += 1
                 typer.echo(f"{file}: refused: {exc}")
@@ -120,6 +124,15 @@ def publish(
         raise typer.Exit(EXIT_REFUSED)
 
 
+def _publishable(file: Path) -> TaskContract | dict[str, Any]:
+    """A contract file, validated here unless it holds registry references: those only
+    the registry can resolve, so it validates the bundled document itself."""
+    document = loads_strict(file.read_bytes())
+    if isinstance(document, dict) and registry_refs(document):
+        return document
+    return TaskContract(document)
+
+
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
@@ -135,6 +148,14 @@ def check(
         str | None,
         typer.Option(
             help="Check each contract against what this registry holds.", show_default=False
+        ),
+    ] = None,
+    resolve: Annotated[
+        str | None,
+        typer.Option(
+            help="Offline: resolve registry references ($ref /schemas/{id}#/$defs/Name) "
+            "through this registry; the comparison stays local.",
+            show_default=False,
         ),
     ] = None,
     mode: Annotated[
@@ -157,7 +178,7 @@ def check(
     if registry is None:
         if len(paths) != 2 or version is not None:
             fail("offline, give exactly OLD.json NEW.json; or check contracts with --registry URL")
-        old, new = (_load(path) for path in paths)
+        old, new = _load_pair(paths[0], paths[1], resolve, token)
         if old.task != new.task:
             fail(f"{paths[0]} is for {old.task!r} but {paths[1]} is for {new.task!r}")
         results.append(
@@ -169,18 +190,21 @@ def check(
     else:
         from ._client import RegistryClient
 
+        if resolve is not None:
+            fail("--resolve is for OLD.json NEW.json offline; --registry resolves by itself")
         try:
             files = contract_files(paths)
         except FileNotFoundError as exc:
             fail(str(exc))
+        if not files:
+            fail("no contract files (*.json) found in " + ", ".join(map(str, paths)))
         with RegistryClient(registry, token=token) as client:
             for file in files:
                 try:
-                    results.append(
-                        (str(file), client.check(_load(file), version=version, mode=mode))
-                    )
+                    report = client.check(_checkable(file), version=version, mode=mode)
                 except RegistryError as exc:
-                    fail(f"{file}: {exc.message}", EXIT_USAGE)
+                    _fail_with(file, exc.message, exc.violations)
+                results.append((str(file), report))
     if output is OutputFormat.json:
         typer.echo(
             json.dumps(
@@ -197,19 +221,91 @@ def check(
         raise typer.Exit(EXIT_REFUSED)
 
 
-def _load(path: Path) -> TaskContract:
-    """A contract file, or exit 2 naming every problem in it."""
+def _read(path: Path) -> dict[str, Any]:
+    """A contract file's JSON object, or exit 2."""
     try:
-        return TaskContract.from_json(path.read_bytes())
+        document = loads_strict(path.read_bytes())
     except OSError as exc:
         fail(f"{path}: {exc.strerror}")
     except InvalidJSONError as exc:
         fail(f"{path}: {exc}")
+    if not isinstance(document, dict):
+        _fail_with(path, "contract is invalid", [Violation(path="", message="not a JSON object")])
+    return document
+
+
+def _contract(path: Path, document: dict[str, Any], fetch: Fetch | None = None) -> TaskContract:
+    """A file's contract, its registry references bundled through `fetch`; or exit 2
+    naming every problem in it."""
+    try:
+        if fetch is not None:
+            document = bundle_references(document, fetch).document
+        return TaskContract(document)
     except ContractError as exc:
-        typer.echo(f"error: {path}: {exc.message}", err=True)
-        for violation in exc.violations:
-            typer.echo(f"  {violation_line(str(path), violation)}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
+        _fail_with(path, exc.message, exc.violations)
+
+
+def _fail_with(path: Path, message: str, violations: Sequence[Violation]) -> NoReturn:
+    typer.echo(f"error: {path}: {message}", err=True)
+    for violation in violations:
+        typer.echo(f"  {violation_line(str(path), violation)}", err=True)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _checkable(path: Path) -> TaskContract | dict[str, Any]:
+    """What to send the registry for `path`: the document as is when it holds registry
+    references (the registry bundles it), else the contract, validated here."""
+    document = _read(path)
+    return document if registry_refs(document) else _contract(path, document)
+
+
+def _load_pair(
+    old: Path, new: Path, resolve: str | None, token: str | None
+) -> tuple[TaskContract, TaskContract]:
+    """OLD and NEW as contracts; registry references need `--resolve URL`."""
+    documents = {path: _read(path) for path in (old, new)}
+    unresolved = [
+        (path, pointer, ref)
+        for path, doc in documents.items()
+        for pointer, ref in registry_refs(doc)
+    ]
+    if not unresolved:
+        return _contract(old, documents[old]), _contract(new, documents[new])
+    if resolve is None:
+        for path, pointer, ref in unresolved:
+            typer.echo(
+                f"error: {path}:{pointer}: registry reference {ref!r} cannot be resolved "
+                "offline: give --resolve URL to resolve it through a registry, or check "
+                "against the registry with --registry URL",
+                err=True,
+            )
+        raise typer.Exit(EXIT_USAGE)
+    from ._client import RegistryClient
+
+    with RegistryClient(resolve, token=token) as client:
+        fetch = _fetch_from(client)
+        try:
+            return _contract(old, documents[old], fetch), _contract(new, documents[new], fetch)
+        except RegistryError as exc:
+            fail(f"cannot resolve registry references through {resolve}: {exc.message}")
+
+
+def _fetch_from(client: RegistryClient) -> Fetch:
+    """A bundling fetch over the registry's HTTP API (404: the reference is unknown)."""
+
+    def fetch(address: SchemaAddress) -> FetchedSchema | None:
+        try:
+            if address.schema_id is not None:
+                document = client.get_schema(address.schema_id).to_dict()
+                return FetchedSchema(address.schema_id, document)
+            detail = client.get_version(str(address.task), address.version or 0)
+            return FetchedSchema(detail.id, detail.contract)
+        except RegistryError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    return fetch
 
 
 @app.command("get")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
 
 from ._contract import TaskContract
-from ._exceptions import RegistryError
+from ._exceptions import ContractError, RegistryError, Violation
 from ._models import (
     CompatibilityMode,
     CompatibilityReport,
@@ -21,6 +24,9 @@ from ._models import (
 )
 
 Version = int | Literal["latest"]
+# A contract, or a document the registry is to bundle first (one holding registry
+# references such as `/schemas/3#/$defs/Order`, which `TaskContract` refuses).
+Document = TaskContract | Mapping[str, Any]
 
 
 class PublishResult(RegisteredVersion):
@@ -47,12 +53,13 @@ class RegistryClient:
             base_url=self.url, headers=headers, timeout=timeout, transport=transport
         )
 
-    def publish(self, contract: TaskContract) -> PublishResult:
+    def publish(self, contract: Document) -> PublishResult:
         """Register `contract` as the next version of its task (idempotent)."""
+        task, body = _body(contract)
         response = self._request(
             "POST",
-            f"/tasks/{contract.task}/versions",
-            content=contract.canonical_json(),
+            f"/tasks/{task}/versions",
+            content=body,
             headers={"Content-Type": "application/json"},
         )
         registered = RegisteredVersion.model_validate_json(response.content)
@@ -60,18 +67,19 @@ class RegistryClient:
 
     def check(
         self,
-        contract: TaskContract,
+        contract: Document,
         *,
         version: int | None = None,
         mode: CompatibilityMode | None = None,
     ) -> CompatibilityReport:
         """Whether `contract` could be published now (nothing is stored)."""
         params = {key: value for key, value in (("version", version), ("mode", mode)) if value}
+        task, body = _body(contract)
         response = self._request(
             "POST",
-            f"/tasks/{contract.task}/compatibility",
+            f"/tasks/{task}/compatibility",
             params=params,
-            content=contract.canonical_json(),
+            content=body,
             headers={"Content-Type": "application/json"},
         )
         return CompatibilityReport.model_validate_json(response.content)
@@ -117,6 +125,20 @@ class RegistryClient:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _body(contract: Document) -> tuple[str, bytes]:
+    """The task a contract is for, and the request body carrying it."""
+    if isinstance(contract, TaskContract):
+        return contract.task, contract.canonical_json()
+    task = contract.get("task")
+    if not isinstance(task, str):
+        raise ContractError(
+            "contract is invalid", [Violation(path="/task", message="a contract names its task")]
+        )
+    # Quoted, as the document is not validated yet (a valid task name is left as is);
+    # plain JSON in the author's key order: `params.properties` order is the signature.
+    return quote(task, safe=""), json.dumps(contract, ensure_ascii=False, allow_nan=False).encode()
 
 
 def _error_from(response: httpx.Response) -> RegistryError:
