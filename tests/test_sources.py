@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -208,6 +210,56 @@ def test_latest_is_refreshed_in_the_background_after_the_ttl(
     wait_until(lambda: source.contract_for(task_name) == TaskContract(new))
     assert time.monotonic() - fetched >= ttl
     assert transport.count == 2  # one refresh, however many lookups
+
+
+def refreshed_in_child(source: RegistryContracts, task: str, want: TaskContract) -> bool:
+    """In a forked child: whether `task`'s contract is refreshed to `want` within 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if source.contract_for(task) == want:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_a_forked_child_refreshes_latest_on_its_own(
+    sqlite_registry: Registry,
+    make_source: Callable[..., RegistryContracts],
+    transport: CountingTransport,
+    task_name: str,
+) -> None:
+    """A prefork pool child forked while the parent's refresher is mid-request inherits
+    neither that thread nor the locks it holds, yet still refreshes `latest`."""
+    ttl = 0.2
+    old = make_contract(task_name)
+    publish(sqlite_registry, old)
+    source = make_source(ttl=ttl)
+    assert source.contract_for(task_name) == TaskContract(old)
+    new = make_contract(task_name, description="Version two.")
+    publish(sqlite_registry, new)
+    transport.gate.clear()  # the parent's refresh request waits at the gate
+    time.sleep(ttl + 0.05)
+    assert source.contract_for(task_name) == TaskContract(old)
+    wait_until(lambda: transport.count == 2)  # the refresher is inside its request
+    pid = os.fork()
+    if pid == 0:  # the child: nothing but os._exit may leave this block
+        code = 3
+        try:
+            transport.gate.set()  # the child's copy: its own requests are answered
+            code = 0 if refreshed_in_child(source, task_name, TaskContract(new)) else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung (a lock held at fork time?)")
+        time.sleep(0.02)
+    assert os.waitstatus_to_exitcode(waited[1]) == 0, "the child never refreshed latest"
+    # The parent's own refresh, held until now, completes as before.
+    transport.gate.set()
+    wait_until(lambda: source.contract_for(task_name) == TaskContract(new))
 
 
 def test_a_task_the_registry_does_not_know_is_none_and_that_is_cached(

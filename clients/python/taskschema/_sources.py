@@ -19,6 +19,7 @@ import re
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,10 @@ class RegistryContracts:
 
     Thread-safe. `close()` (or leaving a `with` block) stops contacting the registry;
     contracts already in memory are still answered.
+
+    Fork-safe: a child forked from the process (a prefork pool child) keeps the contracts
+    in memory and starts its own refresher and HTTP connections when it needs them. A
+    `transport` given is shared with such children as it is.
     """
 
     def __init__(
@@ -188,16 +193,14 @@ class RegistryContracts:
         self.cache_path: Path = (cache_dir if cache_dir is not None else default_cache_dir()) / (
             hashlib.sha256(self.url.encode()).hexdigest()[:16]
         )
-        self._client = RegistryClient(self.url, token=token, timeout=timeout, transport=transport)
-        self._lock = threading.Lock()
+        self._token, self._timeout, self._transport = token, timeout, transport
+        self._client = self._new_client()
         self._entries: dict[str, _Entry] = {}
         self._schemas: dict[int, TaskContract] = {}  # by global id; ids are immutable
         self._on_disk: set[int] = set()  # schema files known to be intact on disk
-        self._task_locks: dict[str, threading.Lock] = {}
-        self._queued: set[str] = set()
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._refresher: threading.Thread | None = None
         self._closed = False
+        self._reset_threads()
+        _ALIVE.add(self)
 
     # -- public ---------------------------------------------------------------------
 
@@ -278,6 +281,33 @@ class RegistryContracts:
 
     def __repr__(self) -> str:
         return f"RegistryContracts({self.url!r}, ttl={self.ttl!r})"
+
+    # -- threads and forks -----------------------------------------------------------
+
+    def _new_client(self) -> RegistryClient:
+        return RegistryClient(
+            self.url, token=self._token, timeout=self._timeout, transport=self._transport
+        )
+
+    def _reset_threads(self) -> None:
+        """Locks, refresh queue and refresher as in a process no thread has touched yet."""
+        self._lock = threading.Lock()
+        self._task_locks: dict[str, threading.Lock] = {}
+        self._queued: set[str] = set()
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._refresher: threading.Thread | None = None
+
+    def _start_over_after_fork(self) -> None:
+        """In a forked child, which has only the thread that forked.
+
+        The refresher is gone, and with it any lock it held (held for good in the
+        child) and the task it had queued, which would never be queued again: `latest`
+        would stop being refreshed. The client's connections are sockets shared with the
+        parent, so the child gets a client of its own (the parent's is left untouched).
+        """
+        self._reset_threads()
+        if not self._closed:
+            self._client = self._new_client()
 
     # -- memory ---------------------------------------------------------------------
 
@@ -505,6 +535,20 @@ class RegistryContracts:
             path.unlink(missing_ok=True)
         except OSError as exc:
             logger.warning("could not remove contract cache file %s: %s", path, exc)
+
+
+# Every instance alive in this process, so a forked child can start each over.
+_ALIVE: Final[weakref.WeakSet[RegistryContracts]] = weakref.WeakSet()
+
+
+def _start_over_in_forked_child() -> None:
+    for source in list(_ALIVE):
+        source._start_over_after_fork()
+
+
+# One hook for the module rather than one per instance: hooks cannot be unregistered.
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_start_over_in_forked_child)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
