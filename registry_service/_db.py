@@ -13,6 +13,8 @@ from sqlalchemy.engine import make_url
 # An arbitrary constant: every registry process migrating one PostgreSQL takes this lock,
 # so replicas that start together do not race to create the same tables.
 _MIGRATION_LOCK_ID = 0x7A5C_5C3A
+# Execution option naming how a SQLite transaction begins ("IMMEDIATE": take the write lock).
+_SQLITE_BEGIN = "taskschema_sqlite_begin"
 
 
 def create_db_engine(database_url: str) -> Engine:
@@ -24,8 +26,13 @@ def create_db_engine(database_url: str) -> Engine:
     event.listen(engine, "connect", _configure_sqlite)
     # pysqlite delays BEGIN until the first write; take control so a transaction
     # covers its reads too (SQLAlchemy's documented recipe).
-    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+    event.listen(engine, "begin", _begin_sqlite)
     return engine
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -47,8 +54,11 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         if sqlite:
             # Rebuilding a table others reference needs foreign keys off (SQLite's own
             # procedure for schema changes), and SQLite ignores that pragma inside a
-            # transaction, so it is set before BEGIN.
+            # transaction, so it is set before BEGIN. BEGIN IMMEDIATE takes the write lock
+            # first: migrations read before they write, and a reader that another process
+            # wrote under could not upgrade its lock and would fail instead of waiting.
             _sqlite_pragma(connection, "foreign_keys=OFF")
+            connection.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
         try:
             with connection.begin():
                 if connection.dialect.name == "postgresql":

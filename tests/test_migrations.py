@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +23,9 @@ from taskschema import TaskContract
 from conftest import fresh_postgres_database
 from helpers import make_contract
 
-HEAD = "0002"
+# The newest revision, whatever later migrations add.
+HEAD = ScriptDirectory(str(resources.files("registry_service") / "migrations")).get_current_head()
+RACERS = 6
 
 
 @contextmanager
@@ -133,3 +140,34 @@ def test_a_migrated_sqlite_database_is_in_wal_mode(tmp_path: Path) -> None:
     engine.dispose()
     with sqlite3.connect(path) as plain:  # WAL is a property of the file, not the connection
         assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_processes_migrating_one_empty_sqlite_database_at_once_all_succeed(
+    tmp_path: Path,
+) -> None:
+    # Separate processes, as registry replicas are: each waits for the others' migration
+    # (a transaction that read first could not take the write lock and would fail at once).
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    script = (
+        "import sys, time\n"
+        "from registry_service._db import create_db_engine, migrate\n"
+        "engine = create_db_engine(sys.argv[1])\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "migrate(engine)\n"
+    )
+    start = time.time() + 3  # after every interpreter has imported the registry
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(RACERS)
+    ]
+    outputs = [process.communicate(timeout=60)[0].decode() for process in processes]
+    assert [process.returncode for process in processes] == [0] * RACERS, outputs
+    engine = create_db_engine(url)
+    try:
+        assert revision(engine) == HEAD
+    finally:
+        engine.dispose()
