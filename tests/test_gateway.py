@@ -714,8 +714,9 @@ def test_a_bad_task_name_or_version_is_refused_with_where(
 CURL_CALL = '{"args": [{"name": "Ada", "born": "1990-01-01T00:00:00Z"}], "kwargs": {"times": 2}}'
 
 
-def test_curl_example(worker: Worker, registry: Registry) -> None:
-    """The README's example, run for real."""
+def test_curl_sends_and_reads_the_result(worker: Worker, registry: Registry) -> None:
+    """curl, the process, against the gateway: a send, then its result read back. (The
+    README's own curl examples are run by test_readme.py against the example service.)"""
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
