@@ -18,6 +18,7 @@ from ._metrics import RegistryMetrics, RequestMetrics, metrics_router
 from ._routes import health_router, router
 from ._settings import RegistrySettings
 from ._store import Store
+from ._ui import router as ui_router
 
 
 def create_app(settings: RegistrySettings | None = None) -> FastAPI:
@@ -46,6 +47,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
     app.include_router(gateway_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.include_router(ui_router)
     app.state.metrics = RegistryMetrics()
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last, so it is outermost and also counts what BodySizeLimit refuses.
