@@ -103,13 +103,14 @@ def on_our_redis(code: str) -> str:
 
 
 def bash(
-    script: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 60
+    script: str, cwd: Path | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """`script` run by bash as a pasted block: stopping at the first failing command."""
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=cwd,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
+        # As after `source .venv/bin/activate`: taskschema and python3 are the checkout's.
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -187,7 +188,8 @@ class AmqpShop:
 @pytest.fixture(scope="module")
 def amqp_shop(redis_shop: Worker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AmqpShop]:
     """The example service's worker on RabbitMQ, as the README starts it there, on a
-    queue of this run's own (queue names are global on a RabbitMQ virtual host)."""
+    queue of this run's own (queue names are global on a RabbitMQ virtual host). After
+    `redis_shop`, which empties the result database this worker writes to as well."""
     require_services("amqp")
     setup = Setup("amqp")
     setup.purge()
