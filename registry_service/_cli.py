@@ -17,6 +17,7 @@ from taskschema._files import contract_files
 
 from ._app import create_app
 from ._db import create_db_engine, migrate
+from ._errors import ApiError
 from ._settings import RegistrySettings
 from ._store import SCOPES, Store
 
@@ -61,10 +62,10 @@ def serve(
     ] = None,
 ) -> None:
     """Run the registry (embedded SQLite unless a database URL is given)."""
-    seed: list[TaskContract] = []
+    seed: list[tuple[Path, TaskContract]] = []
     try:
         for file in contract_files(publish or []):
-            seed.append(TaskContract.from_json(file.read_bytes()))
+            seed.append((file, TaskContract.from_json(file.read_bytes())))
     except FileNotFoundError as exc:
         fail(str(exc))
     except InvalidJSONError as exc:
@@ -83,10 +84,7 @@ def serve(
     except ValidationError as exc:
         fail("; ".join(_option_error(error) for error in exc.errors()))
     store = _store(settings.database_url)
-    for contract in seed:
-        outcome = store.publish(contract)
-        state = "created" if outcome.created else "unchanged"
-        typer.echo(f"{contract.task}: {state} v{outcome.registered.version}")
+    _publish_seed(store, seed)
     store.engine.dispose()
     base = f"http://{host}:{port}"
     typer.echo(
@@ -99,6 +97,25 @@ def serve(
         backend = maybe_sanitize_url(settings.result_backend)
         typer.echo(f"task results: GET {base}/results/{{task_id}} <- {backend}")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def _publish_seed(store: Store, seed: list[tuple[Path, TaskContract]]) -> None:
+    """Publish each contract, reporting as `taskschema publish` does. A refused one (say,
+    incompatible with what a database kept from an earlier run holds) is reported and
+    skipped: the registry still starts, with what it has."""
+    refused = 0
+    for file, contract in seed:
+        try:
+            outcome = store.publish(contract)
+        except ApiError as exc:
+            refused += 1
+            typer.echo(f"{file}: refused ({exc.error}): {exc.message}")
+            echo_violations(str(file), exc.violations)
+        else:
+            state = "created" if outcome.created else "unchanged"
+            typer.echo(f"{contract.task}: {state} v{outcome.registered.version}")
+    if refused:
+        typer.echo(f"{refused} of {len(seed)} refused; serving without them", err=True)
 
 
 def _option_error(error: ErrorDetails) -> str:

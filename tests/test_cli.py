@@ -6,14 +6,22 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from registry_service._db import create_db_engine, migrate
+from registry_service._store import Store
+from taskschema import TaskContract
 
 from conftest import EXAMPLES, Registry
 from helpers import make_contract
@@ -156,34 +164,93 @@ def test_token_create_refuses_an_unknown_scope(tmp_path: Path) -> None:
     assert "unknown scope root" in result.stderr
 
 
-def test_serve_publishes_the_examples_and_prints_the_docs_url(tmp_path: Path) -> None:
-    port = 18000 + os.getpid() % 1000
-    process = subprocess.Popen(
-        [TASKSCHEMA, "serve", "--port", str(port), "--publish", str(EXAMPLES.parent)],  # type: ignore[list-item]
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+@dataclass
+class Served:
+    url: str
+    log: Path
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`taskschema serve ARGS` as a real process in `cwd`, once it answers /healthz."""
+    assert TASKSCHEMA, "the taskschema console script is not installed in this environment"
+    port = _free_port()
+    served = Served(f"http://127.0.0.1:{port}", cwd / f"serve-{port}.log")
+    with served.log.open("wb") as log:
+        process = subprocess.Popen(
+            [TASKSCHEMA, "serve", "--port", str(port), *args],
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             try:
-                page = httpx.get(f"{url}/tasks", timeout=1).json()
-                break
+                if httpx.get(f"{served.url}/healthz", timeout=1).status_code == 200:
+                    break
             except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
-        expected = sorted(json.loads(p.read_text())["task"] for p in EXAMPLES.rglob("*.json"))
-        assert sorted(t["task"] for t in page["tasks"]) == expected
-        assert (tmp_path / "taskschema.db").exists()  # the embedded SQLite default
+                pass
+            assert process.poll() is None, f"serve exited:\n{served.output}"
+            assert time.monotonic() < deadline, f"serve did not start:\n{served.output}"
+            time.sleep(0.2)
+        yield served
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert f"API docs: {url}/docs" in output
-    assert "orders.process_order: created v1" in output
+        process.wait(timeout=10)
+
+
+def test_serve_publishes_the_examples_and_prints_the_docs_url(tmp_path: Path) -> None:
+    with serving("--publish", str(EXAMPLES.parent), cwd=tmp_path) as served:
+        page = httpx.get(f"{served.url}/tasks", timeout=5).json()
+        expected = sorted(json.loads(p.read_text())["task"] for p in EXAMPLES.rglob("*.json"))
+        assert sorted(t["task"] for t in page["tasks"]) == expected
+    assert f"API docs: {served.url}/docs" in served.output
+    assert "orders.process_order: created v1" in served.output
+    database = tmp_path / "taskschema.db"  # the embedded SQLite default
+    with sqlite3.connect(database) as plain:  # WAL is kept in the file itself
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_serve_reports_a_seed_contract_the_database_refuses_and_still_serves(
+    tmp_path: Path,
+) -> None:
+    # A ./taskschema.db kept from an earlier run holds a version the seed now breaks.
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'taskschema.db'}")
+    migrate(engine)
+    Store(engine).publish(TaskContract(make_contract("seed.changed")))
+    engine.dispose()
+    folder = tmp_path / "contracts"
+    changed = write(
+        folder / "changed.json",
+        make_contract("seed.changed", properties={"x": {"type": "integer", "minimum": 1}}),
+    )
+    write(folder / "fresh.json", make_contract("seed.fresh"))
+    with serving("--publish", str(folder), cwd=tmp_path) as served:
+        versions = httpx.get(f"{served.url}/tasks/seed.changed/versions", timeout=5).json()
+        assert [v["version"] for v in versions] == [1]
+        assert httpx.get(f"{served.url}/tasks/seed.fresh", timeout=5).status_code == 200
+    output = served.output
+    assert "Traceback" not in output
+    # The refusal as `taskschema publish` prints it: file, error code, every violation.
+    assert f"{changed}: refused (incompatible): seed.changed would break BACKWARD" in output
+    assert f"  {changed}:/params/properties/x/minimum: limit-added: minimum 1" in output
+    assert "  params backward: producers still on the older contract" in output
+    assert "seed.fresh: created v1" in output
+    assert "1 of 2 refused; serving without them" in output
+    assert f"API docs: {served.url}/docs" in output
 
 
 # -- check -------------------------------------------------------------------------
