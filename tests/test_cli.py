@@ -15,15 +15,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
+from workers import (
+    REDIS_BROKER_URL,
+    REDIS_HOST,
+    REDIS_PORT,
+    RESULT_BACKEND_URL,
+    Setup,
+    require_services,
+    running_worker,
+)
 
 from registry_service._db import create_db_engine, migrate
 from registry_service._store import Store
 from taskschema import TaskContract
 
-from conftest import EXAMPLES, Registry
+from conftest import EXAMPLES, ROOT, Registry
 from helpers import make_contract
 
 TASKSCHEMA = shutil.which("taskschema", path=str(Path(sys.executable).parent))
@@ -251,6 +262,106 @@ def test_serve_reports_a_seed_contract_the_database_refuses_and_still_serves(
     assert "seed.fresh: created v1" in output
     assert "1 of 2 refused; serving without them" in output
     assert f"API docs: {served.url}/docs" in output
+
+
+# -- serve with the task gateway ---------------------------------------------------------
+
+ADA = {"name": "Ada", "born": "1990-01-01T00:00:00Z"}
+
+
+@pytest.fixture
+def redis_queue() -> Iterator[Setup]:
+    """A Redis queue of this test's own (broker db 5, results db 6), removed afterwards."""
+    require_services("redis")
+    setup = Setup("redis")
+    setup.purge()
+    yield setup
+    setup.delete()
+
+
+def _greet_contracts(folder: Path, queue: str) -> Path:
+    document = json.loads((ROOT / "tests" / "contracts" / "demo.greet.json").read_text())
+    document["options"]["queue"] = queue
+    write(folder / "demo.greet.json", document)
+    return folder
+
+
+def _send_token(database_url: str) -> str:
+    created = run("token", "create", "--scope", "send", "--database-url", database_url)
+    assert created.returncode == 0, created.stderr
+    return created.stdout.strip()
+
+
+def _send(url: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = httpx.post(
+        f"{url}/tasks/demo.greet/send",
+        json=body,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    accepted: dict[str, Any] = response.json()
+    return accepted
+
+
+def test_serve_with_broker_and_result_backend_options_runs_a_sent_task(
+    tmp_path: Path, redis_queue: Setup
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    contracts = _greet_contracts(tmp_path / "contracts", redis_queue.queue)
+    args = (
+        "--database-url", database_url, "--publish", str(contracts),
+        "--broker-url", REDIS_BROKER_URL, "--result-backend", RESULT_BACKEND_URL,
+    )  # fmt: skip
+    with (
+        serving(*args, cwd=tmp_path) as served,
+        running_worker(redis_queue, tmp_path, name="serve-gateway") as worker,
+    ):
+        token = _send_token(database_url)
+        accepted = _send(served.url, token, {"kwargs": {"person": ADA, "times": 2}})
+        deadline = time.monotonic() + 20
+        while True:
+            result = httpx.get(f"{served.url}/results/{accepted['task_id']}", timeout=5).json()
+            if result["state"] not in ("PENDING", "STARTED") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert result["state"] == "SUCCESS", (result, worker.read_log()[-3000:])
+        assert result["result"]["text"] == "Hello, Ada!Hello, Ada!"
+        assert result["result"]["times"] == 2
+    assert f"task gateway: POST {served.url}/tasks/{{name}}/send -> {REDIS_BROKER_URL}" in (
+        served.output
+    )
+    assert f"task results: GET {served.url}/results/{{task_id}} <- {RESULT_BACKEND_URL}" in (
+        served.output
+    )
+
+
+def test_serve_reads_the_broker_and_result_backend_from_the_environment(
+    tmp_path: Path, redis_queue: Setup
+) -> None:
+    database_url = f"sqlite:///{tmp_path / 'gateway.db'}"
+    contracts = _greet_contracts(tmp_path / "contracts", redis_queue.queue)
+    env = {
+        "TASKSCHEMA_DATABASE_URL": database_url,
+        "TASKSCHEMA_BROKER_URL": REDIS_BROKER_URL,
+        "TASKSCHEMA_RESULT_BACKEND": RESULT_BACKEND_URL,
+    }
+    with serving("--publish", str(contracts), cwd=tmp_path, env=env) as served:
+        token = _send_token(database_url)
+        accepted = _send(served.url, token, {"args": [ADA], "kwargs": {"shout": True}})
+        # No worker consumes the queue: the message waits in its Redis list, as sent.
+        broker = redis.Redis(REDIS_HOST, REDIS_PORT, db=int(REDIS_BROKER_URL.rsplit("/", 1)[1]))
+        (raw,) = broker.lrange(redis_queue.queue, 0, -1)
+        message = json.loads(raw)
+        assert message["headers"]["task"] == "demo.greet"
+        assert message["headers"]["id"] == accepted["task_id"]
+        assert message["content-type"] == "application/json"
+        # The result backend is configured too: an unfinished task reads as PENDING, not 503.
+        result = httpx.get(f"{served.url}/results/{accepted['task_id']}", timeout=5)
+        assert result.status_code == 200, result.text
+        assert result.json()["state"] == "PENDING"
+    assert f"-> {REDIS_BROKER_URL}" in served.output
+    assert f"<- {RESULT_BACKEND_URL}" in served.output
 
 
 # -- check -------------------------------------------------------------------------
