@@ -88,7 +88,8 @@ def serve(
     store.engine.dispose()
     base = f"http://{host}:{port}"
     typer.echo(
-        f"taskschema registry: {base}  (API docs: {base}/docs, database: {settings.database_url})"
+        f"taskschema registry: {base}  (web UI: {base}/ui, API docs: {base}/docs, "
+        f"database: {settings.database_url})"
     )
     if settings.broker_url:
         broker = maybe_sanitize_url(settings.broker_url)
