@@ -477,6 +477,8 @@ def test_writes_without_a_token_are_401(
         ("publisher", "DELETE", "/tasks/{name}/versions/1", None),
         ("publisher", "PUT", "/config", {"compatibility": "NONE"}),
         ("reader", "PUT", "/config/{name}", {"compatibility": "NONE"}),
+        ("publisher", "PUT", "/config/{name}", {"compatibility": "NONE"}),
+        ("publisher", "DELETE", "/config/{name}", None),
     ],
 )
 def test_writes_with_the_wrong_scope_are_403(
