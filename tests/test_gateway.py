@@ -262,7 +262,7 @@ def test_a_wrong_return_value_fails_with_the_structured_error(
     assert response.status_code == 202, response.text
     result = wait_for_result(sender, response.json()["task_id"])
     assert result["state"] == "FAILURE"
-    assert result["error"]["error"] == "contract-violation"
+    assert result["error"]["error"] == "return-violation"
     assert [v["path"] for v in result["error"]["violations"]] == ["/total"]
 
 

@@ -290,7 +290,22 @@ def test_protocol_1_valid_message_runs(setup: Setup, worker: Worker, client: Cel
     assert value == greeting("Hello, Ada!" * 2, times=2)
 
 
-def test_wrong_return_value_fails_in_the_pool(
+def assert_refused_in_the_pool(
+    letter: DeadLetter, id_: str, task: str, reason: str, paths: list[str]
+) -> list[Any]:
+    """A dead-letter copy of a message the pool refused: the message as sent, and why.
+    Returns its decoded body."""
+    assert (letter.headers["id"], letter.headers["task"]) == (id_, task)
+    assert letter.headers["x-taskschema-reason"] == reason
+    error = json.loads(letter.headers["x-taskschema-error"])
+    assert (error["error"], error["task"]) == (reason, task)
+    assert [v["path"] for v in error["violations"]] == paths
+    assert letter.content_type == "application/json"
+    body: list[Any] = json.loads(letter.body)
+    return body
+
+
+def test_wrong_return_value_fails_in_the_pool_and_is_dead_lettered(
     worker: Worker, client: Celery, dead_letters: DeadLetters
 ) -> None:
     id_ = task_id()
@@ -299,20 +314,32 @@ def test_wrong_return_value_fails_in_the_pool(
         "demo.broken_return", kwargs={"n": 3}, task_id=id_, headers={"x-test-case": case}
     )
     violation = failure_of(client, id_)
-    assert violation.error["error"] == "contract-violation"
+    assert violation.error["error"] == "return-violation"
     assert violation.error["task"] == "demo.broken_return"
     assert [v.path for v in violation.violations] == ["/total"]
     assert "demo.broken_return" in worker.read_log()
-    dead_letters.assert_none(case)  # it ran: nothing was refused
+    letter = dead_letters.wait_for(case)
+    body = assert_refused_in_the_pool(
+        letter, id_, "demo.broken_return", "return-violation", ["/total"]
+    )
+    assert body[:2] == [[], {"n": 3}]
+    assert set(body[2]) >= {"callbacks", "errbacks", "chain", "chord"}
     assert_keeps_consuming(worker, client)
 
 
-def test_call_the_contract_accepts_but_the_model_refuses(worker: Worker, client: Celery) -> None:
+def test_call_the_contract_accepts_but_the_model_refuses(
+    worker: Worker, client: Celery, dead_letters: DeadLetters
+) -> None:
     id_ = task_id()
+    case = f"model-refuses.{id_}"
     leap_second = {"name": "Ada", "born": "1990-12-31T23:59:60Z"}  # valid RFC 3339 date-time
-    client.send_task("demo.greet", args=[leap_second], task_id=id_)
+    client.send_task("demo.greet", args=[leap_second], task_id=id_, headers={"x-test-case": case})
     violation = failure_of(client, id_)
+    assert violation.error["error"] == "signature"
     assert [v.path for v in violation.violations] == ["/person/born"]
+    letter = dead_letters.wait_for(case)
+    body = assert_refused_in_the_pool(letter, id_, "demo.greet", "signature", ["/person/born"])
+    assert body[:2] == [[leap_second], {}]
 
 
 # -- the registry cannot be reached and nothing is cached ----------------------------

@@ -13,7 +13,8 @@ before any acknowledgement (`ValidatingConsumer`, set as `worker_consumer`). A r
 message never runs: a copy of the raw message goes to a dead-letter queue with the
 reason, a FAILURE result lists every violation in plain JSON, and the original is
 acknowledged. In the pool, `ContractTask` hands model-typed parameters over as Pydantic
-instances and checks the return value against the contract's `returns`.
+instances and checks the return value against the contract's `returns`; a message it
+refuses there is dead-lettered by its request (`ContractRequest`) in the main process.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Final, Literal
 
+from billiard.einfo import ExceptionInfo
 from celery import Celery, Task, signals
 from celery.backends.base import DisabledBackend
 from celery.utils.objects import Bunch
 from celery.worker.consumer import Consumer
+from celery.worker.request import Request
 from kombu import Queue
 from kombu.message import Message
 from prometheus_client import Counter, start_http_server
@@ -60,9 +63,14 @@ Mode = Literal["enforce", "warn", "off"]
 DEFAULT_DEAD_LETTER_QUEUE: Final = "taskschema.dead_letter"
 CONTRACT_RETRY_DELAY: Final = 5.0  # seconds a message waits when its contract is unavailable
 
+# What ContractTask refuses in the pool, after the consumer let the message through.
+POOL_REFUSALS: Final[frozenset[RejectionReason]] = frozenset({"return-violation", "signature"})
+
 MESSAGES = Counter(
     "taskschema_messages",
-    "Task messages seen by the validating consumer, by task and outcome.",
+    "Task messages seen by the validating consumer, by task and outcome: accepted; "
+    "rejected (dead-lettered, or waiting for its contract); failed (accepted, then "
+    "refused in the pool: also counted accepted).",
     ["task", "outcome", "reason"],
 )
 
@@ -238,15 +246,9 @@ class ValidatingConsumer(Consumer):
                 {"requeue": True},
             )
             return
-        logger.error(
-            "refused task message %s[%s]: %s %s",
-            rejection.task or "?",
-            rejection.id or "?",
-            rejection.message,
-            "; ".join(str(v) for v in rejection.violations),
-        )
+        _log_refusal(rejection)
         try:
-            self._dead_letter(message, rejection, gate.dead_letter_queue)
+            publish_dead_letter(self.app, message, rejection, gate.dead_letter_queue)
         except Exception:
             # Not copied, so not acknowledged: the broker keeps the message.
             logger.exception("could not dead-letter a refused message; leaving it on the queue")
@@ -258,31 +260,6 @@ class ValidatingConsumer(Consumer):
         signals.task_rejected.send(
             sender=self, message=message, exc=ContractViolation(rejection.to_dict())
         )
-
-    def _dead_letter(self, message: Message, rejection: Rejection, queue: str) -> None:
-        headers = dict(message.headers) if isinstance(message.headers, dict) else {}
-        headers.update(
-            {
-                "x-taskschema-reason": rejection.reason,
-                "x-taskschema-error": json.dumps(rejection.to_dict(), ensure_ascii=False),
-                "x-taskschema-original-routing-key": str(
-                    (message.delivery_info or {}).get("routing_key", "")
-                ),
-            }
-        )
-        body = message.body if isinstance(message.body, bytes | str) else bytes(message.body or b"")
-        with self.app.producer_or_acquire() as producer:
-            producer.publish(
-                body,
-                exchange="",
-                routing_key=queue,
-                declare=[Queue(queue, durable=True)],
-                content_type=message.content_type or "application/octet-stream",
-                content_encoding=message.content_encoding or "binary",
-                headers=headers,
-                delivery_mode=2,
-                retry=True,
-            )
 
     def _store_failure(self, message: Message, task_id: str, rejection: Rejection) -> None:
         headers = message.headers if isinstance(message.headers, dict) else {}
@@ -307,11 +284,94 @@ class ValidatingConsumer(Consumer):
             logger.exception("could not store the FAILURE result of %s", task_id)
 
 
+def publish_dead_letter(app: Celery, message: Message, rejection: Rejection, queue: str) -> None:
+    """Publish a copy of the raw `message` (body, headers, content type as received) to
+    the dead-letter `queue`, saying why in `x-taskschema-reason` and `x-taskschema-error`.
+
+    Raises whatever the broker connection raises once kombu's retries are spent.
+    """
+    headers = dict(message.headers) if isinstance(message.headers, dict) else {}
+    headers.update(
+        {
+            "x-taskschema-reason": rejection.reason,
+            "x-taskschema-error": json.dumps(rejection.to_dict(), ensure_ascii=False),
+            "x-taskschema-original-routing-key": str(
+                (message.delivery_info or {}).get("routing_key", "")
+            ),
+        }
+    )
+    body = message.body if isinstance(message.body, bytes | str) else bytes(message.body or b"")
+    with app.producer_or_acquire() as producer:
+        producer.publish(
+            body,
+            exchange="",
+            routing_key=queue,
+            declare=[Queue(queue, durable=True)],
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            headers=headers,
+            delivery_mode=2,
+            retry=True,
+        )
+
+
+def _log_refusal(rejection: Rejection) -> None:
+    logger.error(
+        "refused task message %s[%s]: %s %s",
+        rejection.task or "?",
+        rejection.id or "?",
+        rejection.message,
+        "; ".join(str(v) for v in rejection.violations),
+    )
+
+
+class ContractRequest(Request):
+    """The request of a `ContractTask` in the worker's main process, where the raw
+    message is at hand: a message the task refused in the pool is dead-lettered as
+    received, as the consumer's refusals are, then fails as Celery fails it."""
+
+    def on_failure(
+        self, exc_info: ExceptionInfo, send_failed_event: bool = True, return_ok: bool = False
+    ) -> None:
+        rejection = _refused_in_pool(exc_info.exception, self.task.name, self.id)
+        if rejection is not None:
+            self._dead_letter(rejection)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def _dead_letter(self, rejection: Rejection) -> None:
+        app, gate = self.task.app, gate_for(self.task.app)
+        if gate is None:
+            return
+        MESSAGES.labels(rejection.task, "failed", rejection.reason).inc()
+        _log_refusal(rejection)
+        try:
+            publish_dead_letter(app, self.message, rejection, gate.dead_letter_queue)
+        except Exception:
+            # The pool has run it: requeueing would only refuse it again. Loudly, then.
+            logger.exception(
+                "could not dead-letter %s[%s], refused in the pool", self.name, self.id
+            )
+
+
+def _refused_in_pool(exc: BaseException | None, task: str, task_id: str) -> Rejection | None:
+    """The refusal `exc` is when ContractTask raised it for `task` itself (not, say, a
+    violation from another typed task the function called). The pool hands a task's
+    exception back as is (only a crash of the pool's own code comes wrapped)."""
+    if not isinstance(exc, ContractViolation) or exc.error.get("task") != task:
+        return None
+    reason = exc.error.get("error")
+    if reason not in POOL_REFUSALS:
+        return None
+    message = str(exc.error.get("message", ""))
+    return Rejection(typing.cast(RejectionReason, reason), message, exc.violations, task, task_id)
+
+
 class ContractTask(Task[Any, Any]):
     """A task whose parameters arrive as the types its function declares (Pydantic models
     included) and whose return value is dumped to JSON and checked against `returns`."""
 
     abstract = True
+    Request = f"{__name__}:ContractRequest"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         gate = gate_for(self.app)
@@ -335,7 +395,7 @@ class ContractTask(Task[Any, Any]):
         problems = contract.returns_violations(value)
         if problems:
             raise self._violation(
-                "contract-violation",
+                "return-violation",
                 f"the return value of {self.name} breaks its contract",
                 problems,
             )

@@ -39,6 +39,7 @@ RejectionReason = Literal[
     "contract-unavailable",
     "signature",
     "contract-violation",
+    "return-violation",  # raised by taskschema.celery.ContractTask, in the pool
 ]
 
 
