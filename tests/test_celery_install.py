@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from typing import Any
+
 import pytest
 from celery import Celery
+from kombu.message import Message
 
 from taskschema import TaskContract
-from taskschema.celery import apply_contract_options, gate_for, install
+from taskschema._exceptions import ContractViolation
+from taskschema.celery import ContractTask, Mode, apply_contract_options, gate_for, install
+from taskschema.kombu import Rejection, TaskCall
 
 from helpers import make_contract
 
@@ -23,10 +30,59 @@ def test_install_sets_the_validating_consumer_and_reads_settings(
     assert "application/x-python-serialize" not in gate.decoder.accept
 
 
-def test_mode_off_keeps_celerys_consumer() -> None:
+JOB = TaskContract(
+    make_contract(
+        "demo.job",
+        properties={"x": {"type": "integer", "minimum": 1}},
+        returns={"type": "integer", "minimum": 1},
+    )
+)
+
+
+def message(task: str, args: list[Any], body: bytes | None = None) -> Message:
+    return Message(
+        body=json.dumps([args, {}, {}]).encode() if body is None else body,
+        content_type="application/json",
+        content_encoding="utf-8",
+        headers={"task": task, "id": "1"},
+    )
+
+
+def test_mode_off_keeps_the_envelope_checks_and_checks_no_contract() -> None:
     app = Celery("t", broker="memory://")
-    install(app, mode="off")
-    assert app.conf.worker_consumer != "taskschema.celery:ValidatingConsumer"
+    gate = install(app, mode="off", contracts=[JOB], unknown_tasks="reject")
+    assert app.conf.worker_consumer == "taskschema.celery:ValidatingConsumer"
+    decoder = gate.consumer_decoder()
+    assert isinstance(decoder.decode(message("demo.job", [0])), TaskCall)
+    refused = decoder.decode(message("demo.job", [], body=b"[[], {}]"))
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "malformed-envelope"
+    assert gate.contract_for("demo.job") is JOB  # the pool still binds arguments by it
+
+
+@pytest.mark.parametrize("mode", ["enforce", "warn", "off"])
+def test_contract_task_checks_eager_calls_and_returns_by_mode(
+    mode: Mode, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = Celery("t", broker="memory://")
+    install(app, mode=mode, contracts=[JOB])
+
+    @app.task(base=ContractTask, name="demo.job", shared=False)
+    def job(x: int) -> int:
+        return x - 1
+
+    # x=0 breaks the arguments' contract (and its return, -1, the return's); x=1 the return.
+    for bad, reason, warnings in (([0], "contract-violation", 2), ([1], "return-violation", 1)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="taskschema.celery"):
+            if mode == "enforce":
+                with pytest.raises(ContractViolation) as raised:
+                    job.apply(bad, throw=True)
+                assert raised.value.error["error"] == reason
+                continue
+            assert job.apply(bad, throw=True).get() == bad[0] - 1
+        warned = [r for r in caplog.records if "warn mode" in r.getMessage()]
+        assert len(warned) == (warnings if mode == "warn" else 0)
 
 
 def test_an_unknown_mode_is_refused() -> None:

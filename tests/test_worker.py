@@ -342,6 +342,76 @@ def test_call_the_contract_accepts_but_the_model_refuses(
     assert body[:2] == [[leap_second], {}]
 
 
+# -- warn and off modes --------------------------------------------------------------------
+
+# The refusals of messages that are not sound calls of a registered task: every mode
+# refuses them, so that none can crash the worker or be lost.
+ENVELOPE_CASES = [case for case in CASES if case.reason not in ("contract-violation", "signature")]
+
+
+@dataclass
+class Relaxed:
+    """A worker of its own in mode warn or off, with its queues and a client."""
+
+    mode: str
+    setup: Setup
+    worker: Worker
+    client: Celery
+    dead_letters: DeadLetters
+
+
+@pytest.fixture(scope="module", params=["warn", "off"])
+def relaxed(request: pytest.FixtureRequest, broker: str, logs: Path) -> Iterator[Relaxed]:
+    mode: str = request.param
+    setup = Setup(broker)
+    setup.purge()
+    client = setup.client()
+    try:
+        env = {"TASKSCHEMA_MODE": mode, "TEST_MAX_BODY_BYTES": str(CONFIGURED_MAX_BODY)}
+        with running_worker(setup, logs, env, name=mode) as worker:
+            yield Relaxed(mode, setup, worker, client, DeadLetters(setup))
+    finally:
+        client.close()
+        setup.delete()
+
+
+@pytest.mark.parametrize("case", ENVELOPE_CASES, ids=lambda case: case.name)
+def test_warn_and_off_modes_still_refuse_malformed_messages(relaxed: Relaxed, case: Case) -> None:
+    id_ = task_id()
+    body, headers = publish_case(relaxed.setup, case, id_)
+    if case.has_id:
+        violation = failure_of(relaxed.client, id_)
+        assert violation.error["error"] == case.reason, violation.error
+        assert sorted(v.path for v in violation.violations) == sorted(case.paths)
+    letter = relaxed.dead_letters.wait_for(headers["x-test-case"])
+    assert_dead_letter(letter, case, body, headers)
+    assert_keeps_consuming(relaxed.worker, relaxed.client)
+    assert "Unrecoverable error" not in relaxed.worker.read_log()
+
+
+def test_a_call_breaking_the_contract_runs_in_warn_and_off_modes(relaxed: Relaxed) -> None:
+    id_ = task_id()
+    result = relaxed.client.send_task(
+        "demo.greet", kwargs={"person": ADA, "times": 0}, task_id=id_, headers={"x-test-case": id_}
+    )
+    assert result.get(timeout=RESULT_TIMEOUT) == greeting("", times=0)
+    warned = f"lets demo.greet[{id_}] run, though it would refuse it" in relaxed.worker.read_log()
+    assert warned == (relaxed.mode == "warn"), relaxed.worker.read_log()[-3000:]
+    relaxed.dead_letters.assert_none(id_)
+
+
+def test_a_wrong_return_is_returned_in_warn_and_off_modes(relaxed: Relaxed) -> None:
+    id_ = task_id()
+    result = relaxed.client.send_task(
+        "demo.broken_return", args=[3], task_id=id_, headers={"x-test-case": id_}
+    )
+    assert result.get(timeout=RESULT_TIMEOUT) == {"total": "3"}
+    log = relaxed.worker.read_log()
+    warned = f"lets demo.broken_return[{id_}] go on" in log
+    assert warned == (relaxed.mode == "warn"), log[-3000:]
+    relaxed.dead_letters.assert_none(id_)
+
+
 # -- the registry cannot be reached and nothing is cached ----------------------------
 
 

@@ -15,6 +15,10 @@ reason, a FAILURE result lists every violation in plain JSON, and the original i
 acknowledged. In the pool, `ContractTask` hands model-typed parameters over as Pydantic
 instances and checks the return value against the contract's `returns`; a message it
 refuses there is dead-lettered by its request (`ContractRequest`) in the main process.
+
+Modes: `enforce` refuses; `warn` lets calls that only break the contract run, logged,
+and still refuses messages that are not sound task messages; `off` checks no contract
+but keeps those envelope checks, so no malformed message can crash the worker.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import os
 import typing
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Final, Literal
 
@@ -55,6 +59,7 @@ from .kombu import (
     Rejection,
     RejectionReason,
     TaskCall,
+    Verdict,
 )
 
 logger = logging.getLogger("taskschema.celery")
@@ -63,14 +68,19 @@ Mode = Literal["enforce", "warn", "off"]
 DEFAULT_DEAD_LETTER_QUEUE: Final = "taskschema.dead_letter"
 CONTRACT_RETRY_DELAY: Final = 5.0  # seconds a message waits when its contract is unavailable
 
+# Refusals that only say a call does not fit its contract: warn mode logs them and lets
+# the task run. Every other refusal is of a message that is not a sound task message.
+CONTRACT_REFUSALS: Final[frozenset[RejectionReason]] = frozenset(
+    {"contract-violation", "signature", "no-contract"}
+)
 # What ContractTask refuses in the pool, after the consumer let the message through.
 POOL_REFUSALS: Final[frozenset[RejectionReason]] = frozenset({"return-violation", "signature"})
 
 MESSAGES = Counter(
     "taskschema_messages",
     "Task messages seen by the validating consumer, by task and outcome: accepted; "
-    "rejected (dead-lettered, or waiting for its contract); failed (accepted, then "
-    "refused in the pool: also counted accepted).",
+    "rejected (dead-lettered, or waiting for its contract); warned (warn mode: would be "
+    "rejected, runs); failed (accepted, then refused in the pool: also counted accepted).",
     ["task", "outcome", "reason"],
 )
 
@@ -87,6 +97,13 @@ class Gate:
 
     def contract_for(self, task: str) -> TaskContract | None:
         return self.decoder.contracts.contract_for(task)
+
+    def consumer_decoder(self) -> MessageDecoder:
+        """The decoder a worker's consumer runs: in mode off it looks up no contract at
+        all, and the envelope checks stay."""
+        if self.mode == "off":
+            return replace(self.decoder, contracts=StaticContracts(()), unknown_tasks="allow")
+        return self.decoder
 
 
 def install(
@@ -138,8 +155,8 @@ def install(
     )
     gate = Gate(decoder, typing.cast(Mode, chosen), dead_letter_queue)
     _GATES[app] = gate
-    if gate.mode != "off":
-        conf.worker_consumer = f"{__name__}:ValidatingConsumer"
+    # In every mode: in mode off it still keeps malformed messages from crashing the worker.
+    conf.worker_consumer = f"{__name__}:ValidatingConsumer"
     signals.worker_init.connect(
         lambda sender, **_: apply_contract_options(app) if sender.app is app else None,
         weak=False,
@@ -199,30 +216,46 @@ class ValidatingConsumer(Consumer):
     def create_task_handler(self, *args: Any, **kwargs: Any) -> Callable[[Message], Any]:
         handle: Callable[[Message], Any] = super().create_task_handler(*args, **kwargs)
         gate = gate_for(self.app)
-        if gate is None or gate.mode == "off":
+        if gate is None:
             return handle
+        decoder = gate.consumer_decoder()
 
         def on_task_received(message: Message) -> Any:
-            verdict = gate.decoder.decode(message)
-            if isinstance(verdict, TaskCall) and verdict.task not in self.strategies:
-                verdict = Rejection(
-                    "no-contract" if verdict.contract is None else "signature",
-                    f"task {verdict.task!r} is not registered in this worker",
-                    task=verdict.task,
-                    id=verdict.id,
-                )
+            verdict = self.judge(decoder, message)
             if isinstance(verdict, TaskCall):
                 MESSAGES.labels(verdict.task, "accepted", "").inc()
                 return handle(message)
-            MESSAGES.labels(verdict.task or "", "rejected", verdict.reason).inc()
-            if gate.mode == "warn" and verdict.task in self.strategies:
+            if gate.mode == "warn" and self.only_breaks_the_contract(verdict):
+                MESSAGES.labels(verdict.task, "warned", verdict.reason).inc()
                 logger.warning(
-                    "taskschema (warn mode) would refuse %s: %s", verdict.task, verdict.message
+                    "taskschema (warn mode) lets %s[%s] run, though it would refuse it: %s %s",
+                    verdict.task,
+                    verdict.id,
+                    verdict.message,
+                    "; ".join(str(v) for v in verdict.violations),
                 )
                 return handle(message)
+            MESSAGES.labels(verdict.task or "", "rejected", verdict.reason).inc()
             return self.refuse(message, verdict, gate)
 
         return on_task_received
+
+    def judge(self, decoder: MessageDecoder, message: Message) -> Verdict:
+        """The decoder's verdict, where a task this worker does not register never runs."""
+        verdict = decoder.decode(message)
+        if isinstance(verdict, TaskCall) and verdict.task not in self.strategies:
+            return Rejection(
+                "no-contract" if verdict.contract is None else "signature",
+                f"task {verdict.task!r} is not registered in this worker",
+                task=verdict.task,
+                id=verdict.id,
+            )
+        return verdict
+
+    def only_breaks_the_contract(self, rejection: Rejection) -> bool:
+        """Whether the message is a sound call of a registered task that its contract
+        refuses (what warn mode lets run), rather than a message Celery cannot handle."""
+        return rejection.reason in CONTRACT_REFUSALS and rejection.task in self.strategies
 
     def refuse(self, message: Message, rejection: Rejection, gate: Gate) -> None:
         """Dead-letter a copy, record a FAILURE result, then acknowledge the original.
@@ -375,8 +408,8 @@ class ContractTask(Task[Any, Any]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         gate = gate_for(self.app)
-        contract = gate.contract_for(self.name) if gate else None
-        if contract is None:
+        contract = gate.contract_for(self.name) if gate is not None else None
+        if gate is None or contract is None:
             return self.run(*args, **kwargs)
         # Refusals are ContractViolations as in the consumer, so an eager or direct call
         # fails the way a worker's does and its result rebuilds from plain JSON.
@@ -384,22 +417,37 @@ class ContractTask(Task[Any, Any]):
             params = contract.with_defaults(contract.bind(args, kwargs))
         except CallValidationError as exc:
             raise self._violation("signature", exc.message, exc.violations) from None
-        if self.request.called_directly or self.request.is_eager:
-            problems = contract.params_violations(params)  # the consumer has not seen it
-            if problems:
-                raise self._violation(
-                    "contract-violation", f"arguments of {self.name} break its contract", problems
-                )
+        checked = gate.mode != "off"
+        if checked and (self.request.called_directly or self.request.is_eager):
+            self._enforce(  # the consumer has not seen this call
+                gate.mode,
+                "contract-violation",
+                f"arguments of {self.name} break its contract",
+                contract.params_violations(params),
+            )
         result = self.run(**self.inflate(params))
         value = self.dump_return(result)
-        problems = contract.returns_violations(value)
-        if problems:
-            raise self._violation(
+        if checked:
+            self._enforce(
+                gate.mode,
                 "return-violation",
                 f"the return value of {self.name} breaks its contract",
-                problems,
+                contract.returns_violations(value),
             )
         return value
+
+    def _enforce(
+        self, mode: Mode, reason: RejectionReason, message: str, problems: list[Violation]
+    ) -> None:
+        """Raise a ContractViolation for `problems`; in warn mode, log them instead."""
+        if not problems:
+            return
+        violation = self._violation(reason, message, problems)
+        if mode != "warn":
+            raise violation
+        logger.warning(
+            "taskschema (warn mode) lets %s[%s] go on: %s", self.name, self.request.id, violation
+        )
 
     def _violation(
         self, reason: RejectionReason, message: str, problems: list[Violation]
