@@ -52,12 +52,35 @@ def test_mode_off_keeps_the_envelope_checks_and_checks_no_contract() -> None:
     app = Celery("t", broker="memory://")
     gate = install(app, mode="off", contracts=[JOB], unknown_tasks="reject")
     assert app.conf.worker_consumer == "taskschema.celery:ValidatingConsumer"
-    decoder = gate.consumer_decoder()
+    decoder = gate.consumer_decoder({"demo.job"})
     assert isinstance(decoder.decode(message("demo.job", [0])), TaskCall)
     refused = decoder.decode(message("demo.job", [], body=b"[[], {}]"))
     assert isinstance(refused, Rejection)
     assert refused.reason == "malformed-envelope"
     assert gate.contract_for("demo.job") is JOB  # the pool still binds arguments by it
+
+
+def test_the_consumer_looks_up_contracts_of_registered_tasks_only() -> None:
+    """A producer inventing task names must not cost a contract lookup (a registry call)
+    per name: those tasks are refused as unregistered anyway."""
+    gate = install(Celery("t", broker="memory://"), contracts=[JOB])
+    asked: list[str] = []
+    static = gate.decoder.contracts
+
+    class Recording:
+        def contract_for(self, task: str) -> TaskContract | None:
+            asked.append(task)
+            return static.contract_for(task)
+
+    gate.decoder.contracts = Recording()
+    decoder = gate.consumer_decoder({"demo.job"})
+    invented = decoder.decode(message("invented.name", [1]))
+    assert isinstance(invented, TaskCall)
+    assert invented.contract is None
+    refused = decoder.decode(message("demo.job", [0]))
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "contract-violation"
+    assert asked == ["demo.job"]
 
 
 @pytest.mark.parametrize("mode", ["enforce", "warn", "off"])

@@ -290,10 +290,21 @@ def test_invalid_call_fails_with_violations_and_is_dead_lettered(
     assert AsyncResult(valid, app=client).get(timeout=RESULT_TIMEOUT) == EXPECTED
 
 
+def scrape(metrics_port: int) -> str:
+    """The worker's metrics page, waiting for the endpoint, which comes up as it starts."""
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def counter(metrics_port: int, **labels: str) -> float:
     """The value of `taskschema_messages_total` with `labels`, scraped from the worker."""
-    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(scrape(metrics_port)):
         for sample in family.samples:
             if sample.name == "taskschema_messages_total" and sample.labels == labels:
                 return float(sample.value)
@@ -305,18 +316,37 @@ def test_worker_counts_messages_for_prometheus(
 ) -> None:
     accepted = {"task": "demo.greet", "outcome": "accepted", "reason": ""}
     refused = {"task": "demo.greet", "outcome": "rejected", "reason": "contract-violation"}
-    deadline = time.monotonic() + RESULT_TIMEOUT
-    while True:  # the endpoint comes up as the worker initialises
-        try:
-            before = counter(metrics_port, **accepted), counter(metrics_port, **refused)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    before = counter(metrics_port, **accepted), counter(metrics_port, **refused)
     ids = [RawV2().send(setup, VALID_KWARGS) for _ in range(3)]
     ids.append(RawV2().send(setup, INVALID_KWARGS))
     for id_ in ids:
         AsyncResult(id_, app=client).get(timeout=RESULT_TIMEOUT, propagate=False)
     after = counter(metrics_port, **accepted), counter(metrics_port, **refused)
     assert (after[0] - before[0], after[1] - before[1]) == (3, 1)
+
+
+def test_metrics_count_invented_task_names_in_one_series_and_pool_refusals(
+    setup: Setup, worker: Worker, client: Celery, metrics_port: int
+) -> None:
+    """A producer inventing task names must not create a series per name; a wrong return,
+    refused in the pool, is counted as failed."""
+    unknown = {"task": "<unknown>", "outcome": "rejected", "reason": "no-contract"}
+    failed = {"task": "demo.broken_return", "outcome": "failed", "reason": "return-violation"}
+    before = counter(metrics_port, **unknown), counter(metrics_port, **failed)
+    invented = [f"hostile.t{uuid.uuid4().hex[:12]}" for _ in range(5)]
+    ids = []
+    with setup.connection() as conn:
+        for name in invented:
+            ids.append(str(uuid.uuid4()))
+            publish_raw(conn, setup.queue, b"[[], {}, {}]", {"task": name, "id": ids[-1]})
+    ids.append(client.send_task("demo.broken_return", args=[3]).id)
+    for id_ in ids:
+        AsyncResult(id_, app=client).get(timeout=RESULT_TIMEOUT, propagate=False)
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    # The pool stores the FAILURE before the main process hears of it and counts it.
+    while counter(metrics_port, **failed) == before[1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = counter(metrics_port, **unknown), counter(metrics_port, **failed)
+    assert (after[0] - before[0], after[1] - before[1]) == (5, 1)
+    page = scrape(metrics_port)
+    assert not [name for name in invented if name in page]

@@ -29,7 +29,7 @@ import logging
 import os
 import typing
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Final, Literal
@@ -75,6 +75,9 @@ CONTRACT_REFUSALS: Final[frozenset[RejectionReason]] = frozenset(
 )
 # What ContractTask refuses in the pool, after the consumer let the message through.
 POOL_REFUSALS: Final[frozenset[RejectionReason]] = frozenset({"return-violation", "signature"})
+# The task label of messages for tasks the worker neither registers nor has a contract for:
+# their names come from the producer, and each name would be a series of its own.
+UNKNOWN_TASK_LABEL: Final = "<unknown>"
 
 MESSAGES = Counter(
     "taskschema_messages",
@@ -98,12 +101,28 @@ class Gate:
     def contract_for(self, task: str) -> TaskContract | None:
         return self.decoder.contracts.contract_for(task)
 
-    def consumer_decoder(self) -> MessageDecoder:
-        """The decoder a worker's consumer runs: in mode off it looks up no contract at
-        all, and the envelope checks stay."""
+    def consumer_decoder(self, registered: Container[str]) -> MessageDecoder:
+        """The decoder of a worker whose registered tasks are `registered`.
+
+        Contracts are looked up for registered tasks only: any other name is refused
+        anyway, and a producer inventing names must not cause a registry call each. In
+        mode off no contract is looked up at all; the envelope checks stay.
+        """
         if self.mode == "off":
             return replace(self.decoder, contracts=StaticContracts(()), unknown_tasks="allow")
-        return self.decoder
+        return replace(self.decoder, contracts=_RegisteredOnly(self, registered))
+
+
+@dataclass(frozen=True)
+class _RegisteredOnly:
+    """The gate's contracts (as they are now: generated code pins more at import), for
+    the registered tasks only."""
+
+    gate: Gate
+    registered: Container[str]
+
+    def contract_for(self, task: str) -> TaskContract | None:
+        return self.gate.contract_for(task) if task in self.registered else None
 
 
 def install(
@@ -218,15 +237,16 @@ class ValidatingConsumer(Consumer):
         gate = gate_for(self.app)
         if gate is None:
             return handle
-        decoder = gate.consumer_decoder()
+        decoder = gate.consumer_decoder(self.strategies)
 
         def on_task_received(message: Message) -> Any:
             verdict = self.judge(decoder, message)
+            label = self.task_label(verdict)
             if isinstance(verdict, TaskCall):
-                MESSAGES.labels(verdict.task, "accepted", "").inc()
+                MESSAGES.labels(label, "accepted", "").inc()
                 return handle(message)
             if gate.mode == "warn" and self.only_breaks_the_contract(verdict):
-                MESSAGES.labels(verdict.task, "warned", verdict.reason).inc()
+                MESSAGES.labels(label, "warned", verdict.reason).inc()
                 logger.warning(
                     "taskschema (warn mode) lets %s[%s] run, though it would refuse it: %s %s",
                     verdict.task,
@@ -235,7 +255,7 @@ class ValidatingConsumer(Consumer):
                     "; ".join(str(v) for v in verdict.violations),
                 )
                 return handle(message)
-            MESSAGES.labels(verdict.task or "", "rejected", verdict.reason).inc()
+            MESSAGES.labels(label, "rejected", verdict.reason).inc()
             return self.refuse(message, verdict, gate)
 
         return on_task_received
@@ -243,9 +263,10 @@ class ValidatingConsumer(Consumer):
     def judge(self, decoder: MessageDecoder, message: Message) -> Verdict:
         """The decoder's verdict, where a task this worker does not register never runs."""
         verdict = decoder.decode(message)
-        if isinstance(verdict, TaskCall) and verdict.task not in self.strategies:
+        unregistered = verdict.task is not None and verdict.task not in self.strategies
+        if unregistered and (isinstance(verdict, TaskCall) or verdict.reason == "no-contract"):
             return Rejection(
-                "no-contract" if verdict.contract is None else "signature",
+                "no-contract",
                 f"task {verdict.task!r} is not registered in this worker",
                 task=verdict.task,
                 id=verdict.id,
@@ -256,6 +277,15 @@ class ValidatingConsumer(Consumer):
         """Whether the message is a sound call of a registered task that its contract
         refuses (what warn mode lets run), rather than a message Celery cannot handle."""
         return rejection.reason in CONTRACT_REFUSALS and rejection.task in self.strategies
+
+    def task_label(self, verdict: Verdict) -> str:
+        """The task's name as a metrics label, when it is one the worker knows.
+
+        Contracts are looked up for registered tasks only, so every task with a
+        contract is a registered one.
+        """
+        task = verdict.task
+        return task if task is not None and task in self.strategies else UNKNOWN_TASK_LABEL
 
     def refuse(self, message: Message, rejection: Rejection, gate: Gate) -> None:
         """Dead-letter a copy, record a FAILURE result, then acknowledge the original.
