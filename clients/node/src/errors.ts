@@ -68,7 +68,7 @@ export class TaskFailedError extends TaskSchemaError implements TaskFailure {
 
 /** The structured error a taskschema worker stores when it refuses a call or a return value. */
 export interface ContractViolationDetail {
-  /** Why, as a stable code: `contract-violation`, `signature`, `no-contract`, ... */
+  /** Why, as a stable code: `contract-violation`, `return-violation`, `signature`, `no-contract`, ... */
   readonly error: string;
   readonly message: string;
   readonly task: string | null;
