@@ -12,7 +12,7 @@ from kombu.message import Message
 
 from taskschema import TaskContract
 from taskschema._exceptions import ContractViolation
-from taskschema.celery import ContractTask, Mode, apply_contract_options, gate_for, install
+from taskschema.celery import ContractTask, Mode, gate_for, install, prepare_tasks
 from taskschema.kombu import Rejection, TaskCall
 
 from helpers import make_contract
@@ -127,6 +127,20 @@ def test_worker_side_options_come_from_the_contract() -> None:
     def job(x: int) -> None:
         return None
 
-    apply_contract_options(app)
+    prepare_tasks(app)
     task = app.tasks["demo.job"]
     assert (task.acks_late, task.max_retries, task.time_limit) == (True, 7, 30)
+
+
+def test_validators_are_compiled_when_the_worker_starts() -> None:
+    app = Celery("t", broker="memory://")
+    contract = TaskContract(make_contract("demo.job"))
+    install(app, contracts=[contract])
+
+    @app.task(name="demo.job")
+    def job(x: int) -> None:
+        return None
+
+    assert not {"_params_schema", "_returns_schema"} & vars(contract).keys()
+    prepare_tasks(app)
+    assert {"_params_schema", "_returns_schema"} <= vars(contract).keys()

@@ -220,6 +220,10 @@ class TaskContract:
         if problems:
             raise CallValidationError(f"return value of {self.task} breaks its contract", problems)
 
+    def compile(self) -> None:
+        """Build the `params` and `returns` validators now instead of on first use."""
+        _ = self._params_schema, self._returns_schema
+
     @cached_property
     def _params_schema(self) -> CompiledSchema:
         return CompiledSchema(bundle(self._document, "params"))

@@ -177,7 +177,7 @@ def install(
     # In every mode: in mode off it still keeps malformed messages from crashing the worker.
     conf.worker_consumer = f"{__name__}:ValidatingConsumer"
     signals.worker_init.connect(
-        lambda sender, **_: apply_contract_options(app) if sender.app is app else None,
+        lambda sender, **_: prepare_tasks(app) if sender.app is app else None,
         weak=False,
     )
     if metrics_port is not None:
@@ -196,9 +196,11 @@ WORKER_OPTIONS: Final = (
 )  # fmt: skip
 
 
-def apply_contract_options(app: Celery) -> None:
-    """Set each registered task's worker-side options from its contract (the contract
-    wins over the decorator, so every worker honours the same options)."""
+def prepare_tasks(app: Celery) -> None:
+    """At worker start, before the pool forks: set each registered task's worker-side
+    options from its contract (the contract wins over the decorator, so every worker
+    honours the same options) and compile its validators, so no message pays for that
+    and the pool children inherit them."""
     gate = gate_for(app)
     if gate is None:
         return
@@ -213,6 +215,7 @@ def apply_contract_options(app: Celery) -> None:
         for key, value in contract.options.model_dump(exclude_none=True).items():
             if key in WORKER_OPTIONS:
                 setattr(task, key, value)
+        contract.compile()
 
 
 def gate_for(app: Celery) -> Gate | None:
