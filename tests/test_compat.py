@@ -5,7 +5,8 @@ the two sets of documents: `backward` is OK when old ⊆ new, else the rule id e
 `forward` is OK when new ⊆ old, else the rule id. Every case runs four ways: the
 fragment as a parameter's schema (BACKWARD checks old ⊆ new, FORWARD new ⊆ old) and as
 the `returns` schema, where the roles flip (BACKWARD checks new ⊆ old: upgraded workers
-write, old readers read).
+write, old readers read). A `root` case changes the whole `params` schema instead, where
+the decoder fills in defaults: it runs as params only.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ class Case:
     old_defs: dict[str, Any] = field(default_factory=dict)
     new_defs: dict[str, Any] | None = None  # None: the same as old_defs
     sides: tuple[Side, ...] = ("params", "returns")
+    root: bool = False  # old and new are whole `params` schemas
+
+
+def root_case(id: str, old: Any, new: Any, backward: Verdict, forward: Verdict) -> Case:
+    """A change of the whole `params` schema (where defaults are filled in)."""
+    return Case(id, old, new, backward, forward, sides=("params",), root=True)
 
 
 def obj(properties: dict[str, Any], *required: str, **more: Any) -> dict[str, Any]:
@@ -64,6 +71,8 @@ INT = {"type": "integer"}
 NUM = {"type": "number"}
 STR = {"type": "string"}
 NULL = {"type": "null"}
+ZERO = {"type": "integer", "default": 0}  # a parameter the decoder fills in when omitted
+ONE = {"type": "integer", "default": 1}
 
 
 def tagged(tag: str, **properties: Any) -> dict[str, Any]:
@@ -317,6 +326,85 @@ CASES: list[Case] = [
         closed({"a": INT}),
         OK,
         "property-made-required",
+    ),
+    # At the params root the decoder fills in defaults, in both directions.
+    root_case(
+        "6-made-required-with-a-default",
+        closed({"x": INT, "y": ZERO}, "x"),
+        closed({"x": INT, "y": ZERO}, "x", "y"),
+        OK,
+        OK,  # both decoders fill `y` in
+    ),
+    root_case(
+        "6-new-required-parameter-with-a-default",
+        closed({"x": INT}, "x"),
+        closed({"x": INT, "y": ZERO}, "x", "y"),
+        OK,
+        "property-removed-from-closed-object",  # new producers may pass `y`
+    ),
+    root_case(
+        "6-default-removed-from-a-required-parameter",
+        closed({"x": INT, "y": ZERO}, "x", "y"),
+        closed({"x": INT, "y": INT}, "x", "y"),
+        "property-made-required",  # old producers may omit `y`
+        OK,
+    ),
+    root_case(
+        "6-default-added-to-a-required-parameter",
+        closed({"x": INT, "y": INT}, "x", "y"),
+        closed({"x": INT, "y": ZERO}, "x", "y"),
+        OK,
+        "property-made-required",  # new producers may omit `y`
+    ),
+    root_case(
+        "6-dropped-from-required-with-a-default",
+        closed({"x": INT, "y": ZERO}, "x", "y"),
+        closed({"x": INT, "y": ZERO}, "x"),
+        OK,
+        OK,
+    ),
+    # The params root lists the calls allowed: a filled-in default changes the call.
+    root_case(
+        "6-listed-calls-new-defaulted-parameter",
+        closed({"x": INT}, "x", enum=[{"x": 1}]),
+        closed({"x": INT, "y": ZERO}, "x", enum=[{"x": 1}]),
+        "default-refused",  # {"x": 1} becomes {"x": 1, "y": 0}, which is not listed
+        "parameter-position-changed",
+    ),
+    root_case(
+        "6-listed-call-new-defaulted-parameter",
+        closed({"x": INT}, "x", const={"x": 1}),
+        closed({"x": INT, "y": ZERO}, "x", const={"x": 1}),
+        "default-refused",
+        "parameter-position-changed",
+    ),
+    root_case(
+        "6-listed-calls-default-removed",
+        closed({"x": INT, "y": ZERO}, "x", enum=[{"x": 1, "y": 0}]),
+        closed({"x": INT, "y": INT}, "x", enum=[{"x": 1, "y": 0}]),
+        "default-removed",  # old producers send {"x": 1}; the new decoder leaves it so
+        OK,
+    ),
+    root_case(
+        "6-listed-calls-default-changed",
+        closed({"x": INT, "y": ZERO}, "x", enum=[{"x": 1, "y": 0}]),
+        closed({"x": INT, "y": ONE}, "x", enum=[{"x": 1, "y": 0}]),
+        "default-refused",  # {"x": 1} becomes {"x": 1, "y": 1}
+        OK,  # new producers sending {"x": 1} get it refused by their own decoder
+    ),
+    root_case(
+        "6-calls-listed-beside-a-defaulted-parameter",
+        closed({"x": INT, "y": ZERO}, "x"),
+        closed({"x": INT, "y": ZERO}, "x", enum=[{"x": 1, "y": 0}]),
+        "default-fill-conflict",  # also enum-added: {"x": 2} is refused
+        OK,  # {"x": 1} and {"x": 1, "y": 0}: both decoders make the listed call of them
+    ),
+    root_case(
+        "6-listed-calls-defaults-filled-alike",
+        closed({"x": INT, "y": ZERO}, "x", enum=[{"x": 1, "y": 0}]),
+        closed({"x": NUM, "y": ZERO}, "x", enum=[{"x": 1, "y": 0}]),
+        OK,
+        OK,
     ),
     # -- 7. optional property added ------------------------------------------------------
     Case(
@@ -661,10 +749,14 @@ CASES: list[Case] = [
 ]
 
 
-def contract(fragment: Any, where: Side, defs: dict[str, Any], **extra: Any) -> TaskContract:
-    """The fragment as the schema of parameter `x` (required, closed params) or as
-    `returns`."""
-    if where == "params":
+def contract(
+    fragment: Any, where: Side, defs: dict[str, Any], *, root: bool = False, **extra: Any
+) -> TaskContract:
+    """The fragment as the schema of parameter `x` (required, closed params), as the
+    whole `params` schema (`root`), or as `returns`."""
+    if root:
+        document = {**make_contract(TASK, **extra), "params": fragment}
+    elif where == "params":
         document = make_contract(TASK, properties={"x": fragment}, **extra)
     else:
         document = make_contract(TASK, returns=fragment, **extra)
@@ -702,14 +794,14 @@ def assert_verdict(
         assert resolves(violation.path, new), f"{violation.path} is not in the new contract"
 
 
-@pytest.mark.parametrize("side", ["params", "returns"])
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+RUNS = [(case, side) for case in CASES for side in case.sides]
+
+
+@pytest.mark.parametrize(("case", "side"), RUNS, ids=[f"{c.id}-{side}" for c, side in RUNS])
 def test_rule(case: Case, side: Side) -> None:
-    if side not in case.sides:
-        pytest.skip(f"{case.id} is not about {side}")
     new_defs = case.old_defs if case.new_defs is None else case.new_defs
-    old = contract(case.old, side, case.old_defs)
-    new = contract(case.new, side, new_defs)
+    old = contract(case.old, side, case.old_defs, root=case.root)
+    new = contract(case.new, side, new_defs, root=case.root)
     # params: BACKWARD is old ⊆ new. returns: the roles flip, BACKWARD is new ⊆ old.
     expected = {
         Direction.BACKWARD: case.backward if side == "params" else case.forward,
@@ -735,8 +827,10 @@ def test_cases_cover_every_rule_both_ways() -> None:
 def test_identical_contracts_are_compatible_in_every_mode() -> None:
     for case in CASES:
         for side in case.sides:
-            old = contract(case.old, side, case.old_defs)
-            same = contract(copy.deepcopy(case.old), side, copy.deepcopy(case.old_defs))
+            old = contract(case.old, side, case.old_defs, root=case.root)
+            same = contract(
+                copy.deepcopy(case.old), side, copy.deepcopy(case.old_defs), root=case.root
+            )
             for mode in CompatibilityMode:
                 report = check_compatibility(same, [(1, old)], mode)
                 assert report.compatible, (case.id, side, mode, report.violations)

@@ -19,6 +19,7 @@ with a `default` get the default filled in before validation.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -95,28 +96,42 @@ def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[
         # Who must accept whose documents: BACKWARD params old ⊆ new, returns new ⊆ old.
         old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
         sub, sup = (old, new) if old_is_sub else (new, old)
-        sub_root = _Node(sub, (side,), getattr(sub, side))
-        sup_root = _Node(sup, (side,), getattr(sup, side))
-        if _equal(sub_root, sup_root) and (side == "returns" or _same_call(sub, sup)):
-            continue  # the same schema: the same decoder, the same documents
-        issues = [
-            _Issue(sub_root.ptr, ptr, "ref-cycle", message, old_is_sub)
-            for ptr, message in _ref_cycles(sup, side)
-        ]
-        filled: dict[str, Any] = {}
-        if side == "params":
-            sub_root = _as_sent(sub_root)
-            filled, conflicts = _filled_defaults(sub_root, sup)
-            issues.extend(
-                _Issue(sub_root.ptr, ptr, "default-fill-conflict", message, old_is_sub)
-                for ptr, message in conflicts
-            )
-        checker = _Checker(sub, sup, new_is_sup=old_is_sub, filled=filled)
-        issues.extend(checker.subset(sub_root, sup_root, root=True))
-        if side == "params":
-            issues.extend(_positions(sub, sup, new_is_sup=old_is_sub))
+        issues = _side_issues(sub, sup, side, new_is_sup=old_is_sub)
         violations.extend(issue.to_violation(side, direction, document) for issue in issues)
     return violations
+
+
+def _side_issues(
+    sub: TaskContract, sup: TaskContract, side: Side, *, new_is_sup: bool
+) -> list[_Issue]:
+    """Issues preventing `sub`'s documents of one side from passing `sup`'s decoder."""
+    sub_root = _Node(sub, (side,), getattr(sub, side))
+    sup_root = _Node(sup, (side,), getattr(sup, side))
+    if _equal(sub_root, sup_root) and (side == "returns" or _same_call(sub, sup)):
+        return []  # the same schema: the same decoder, the same documents
+    issues = [
+        _Issue(sub_root.ptr, ptr, "ref-cycle", message, new_is_sup)
+        for ptr, message in _ref_cycles(sup, side)
+    ]
+    if side == "returns":
+        checker = _Checker(sub, sup, new_is_sup=new_is_sup)
+        return issues + checker.subset(sub_root, sup_root, root=True)
+    calls = _root_calls(sub_root, sup)
+    if calls is not None:
+        # The calls are listed: each is judged exactly as the decoder judges it.
+        checker = _Checker(sub, sup, new_is_sup=new_is_sup)
+        issues.extend(checker.calls(sub_root, sup_root, calls))
+    else:
+        sent = _as_sent(sub_root)
+        filled, conflicts = _filled_defaults(sent, sup)
+        issues.extend(
+            _Issue(sent.ptr, ptr, "default-fill-conflict", message, new_is_sup)
+            for ptr, message in conflicts
+        )
+        checker = _Checker(sub, sup, new_is_sup=new_is_sup, filled=filled)
+        issues.extend(checker.subset(sent, sup_root, root=True))
+    issues.extend(_positions(sub, sup, new_is_sup=new_is_sup))
+    return issues
 
 
 def _unique(items: Iterable[Incompatibility]) -> list[Incompatibility]:
@@ -175,8 +190,12 @@ _SCHEMA_VALUED = frozenset(
 )  # fmt: skip
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "dependentSchemas"})
 _SCHEMA_LISTS = frozenset({"allOf", "anyOf", "oneOf", "prefixItems"})
-# At the params root, keywords a filled-in default could break.
-_FILL_BREAKERS = _APPLICATORS | {"maxProperties"}
+# At the params root, keywords a filled-in default could break (a listed call with a
+# parameter added is no longer the listed call).
+_FILL_BREAKERS = _APPLICATORS | {"maxProperties", "enum", "const"}
+# Calls a params root listing them (`enum`/`const`) is expanded to, at most, before the
+# checker falls back to judging the object schema without the list (wider, so sound).
+_MAX_ROOT_CALLS = 1024
 _STRING_LIMITS = (("minLength", "lower"), ("maxLength", "upper"))
 _ARRAY_LIMITS = (("minItems", "lower"), ("maxItems", "upper"))
 _OBJECT_LIMITS = (("minProperties", "lower"), ("maxProperties", "upper"))
@@ -239,6 +258,23 @@ class _Issue:
             rule=self.rule,
             message=self.message,
         )
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A call a producer may send, as its decoder and as the other decoder validate it."""
+
+    sent: Any
+    seen: Any  # `sent` with the producer's decoder's defaults filled in
+    filled: Any  # `sent` with the other decoder's defaults filled in
+
+    def filled_by(self, validated: Any) -> list[str]:
+        """The parameters a decoder filled in to get `validated`."""
+        return sorted(set(validated) - set(self.sent)) if isinstance(self.sent, dict) else []
+
+    @property
+    def defaulted(self) -> bool:
+        return bool(self.filled_by(self.seen) or self.filled_by(self.filled))
 
 
 @dataclass
@@ -453,6 +489,39 @@ class _Checker:
             issues.extend(self._conditional(a, b))
         issues.extend(self._unknown(a, b))
         return issues
+
+    def calls(self, a: _Node, b: _Node, calls: Sequence[_Call]) -> list[_Issue]:
+        """Issues of the listed calls `a` accepts (params root) under `b`'s decoder."""
+        validator = compile_schema(_bundle_node(b))
+        refused = [call for call in calls if not _accepts(validator, call.filled)]
+        as_sent = [call.sent for call in refused if not call.defaulted]
+        issues = self._values(a, b, as_sent) if as_sent else []
+        defaulted = [call for call in refused if call.defaulted]
+        if defaulted:
+            issues.append(self._refused_call(a, b, defaulted[0]))
+        return issues
+
+    def _refused_call(self, a: _Node, b: _Node, call: _Call) -> _Issue:
+        """A listed call that defaults are filled into, refused by `b`'s decoder."""
+        by_sub, by_sup = call.filled_by(call.seen), call.filled_by(call.filled)
+        unfilled = [name for name in by_sub if name not in by_sup]
+        if unfilled:
+            rule = "default-removed" if self.new_is_sup else "default-added"
+        else:
+            rule = "default-refused"
+        name = (by_sup or by_sub)[0]
+        accepted = f"once its decoder fills in {_names(by_sub)}" if by_sub else "as sent"
+        refused = f" once its decoder fills in {_names(by_sup)}" if by_sup else ""
+        return self.issue(
+            a,
+            b,
+            rule,
+            f"the call {_show(call.sent)} is accepted by the {self.sub_name} contract "
+            f"{accepted}, and refused by the {self.sup_name} one{refused}",
+            "properties",
+            name,
+            "default",
+        )
 
     def _values(self, a: _Node, b: _Node, values: list[Any]) -> list[_Issue]:
         validator = compile_schema(_bundle_node(b))
@@ -1263,6 +1332,47 @@ def _same_call(sub: TaskContract, sup: TaskContract) -> bool:
     return sub.parameters == sup.parameters and _json_equal(_defaults(sub), _defaults(sup))
 
 
+def _root_calls(root: _Node, sup: TaskContract) -> list[_Call] | None:
+    """When the params root lists its calls (`enum`/`const`), every call a producer may
+    send that its decoder accepts: a listed one, or one omitting parameters whose listed
+    value is their default (the decoder fills it back in). None when the root does not
+    list its calls, or when they are too many to list."""
+    values = _finite_values(root.schema)
+    if values is None:
+        return None
+    own, theirs = _defaults(root.contract), _defaults(sup)
+    validator = compile_schema(_bundle_node(root))
+    candidates = (sent for value in values for sent in _omissions(value, own))
+    calls = []
+    for count, sent in enumerate(candidates):
+        if count >= _MAX_ROOT_CALLS:
+            return None
+        seen = _fill(sent, own)
+        if _accepts(validator, seen):
+            calls.append(_Call(sent, seen, _fill(sent, theirs)))
+    return calls
+
+
+def _omissions(value: Any, defaults: Mapping[str, Any]) -> Iterator[Any]:
+    """`value` and every copy of it without some of the parameters set to their default."""
+    if not isinstance(value, dict):
+        yield value
+        return
+    omittable = [
+        name for name in value if name in defaults and _json_equal(value[name], defaults[name])
+    ]
+    for count in range(len(omittable) + 1):
+        for omitted in itertools.combinations(omittable, count):
+            yield {name: item for name, item in value.items() if name not in omitted}
+
+
+def _fill(call: Any, defaults: Mapping[str, Any]) -> Any:
+    """What a decoder validates: `call` with the defaults of omitted parameters."""
+    if not isinstance(call, dict):
+        return call
+    return {**{name: default for name, default in defaults.items() if name not in call}, **call}
+
+
 def _as_sent(root: _Node) -> _Node:
     """The params a producer may send that its decoder accepts: parameters with a default
     may be omitted (the decoder fills them in). Wider than exact, never narrower."""
@@ -1270,7 +1380,10 @@ def _as_sent(root: _Node) -> _Node:
     defaults = set(_defaults(root.contract))
     if not defaults:
         return root
-    schema = {key: value for key, value in params.items() if key != "minProperties"}
+    # A listed call may be sent without its defaulted parameters: the list no longer
+    # bounds what is sent (reached only when the calls were too many to expand).
+    dropped = {"minProperties", "enum", "const"}
+    schema = {key: value for key, value in params.items() if key not in dropped}
     if "required" in schema:
         schema["required"] = [name for name in schema["required"] if name not in defaults]
     if "dependentRequired" in schema:
@@ -1432,6 +1545,11 @@ def _default_changes(
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _names(names: Sequence[str]) -> str:
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
 
 
 def _show_default(value: Any) -> str:
