@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import jsonpointer
@@ -113,9 +114,9 @@ ENDLESS = {
 
 CASES: list[Case] = [
     # -- 1. types ------------------------------------------------------------------
-    Case("1-integer-to-number", INT, NUM, OK, "type-narrowed"),
+    Case("1-integer-to-number", INT, NUM, OK, "type-widened"),
     Case("1-number-to-integer", NUM, INT, "type-narrowed", OK),
-    Case("1-T-to-T-or-null", STR, {"type": ["string", "null"]}, OK, "type-narrowed"),
+    Case("1-T-to-T-or-null", STR, {"type": ["string", "null"]}, OK, "type-widened"),
     Case("1-T-or-null-to-T", {"type": ["string", "null"]}, STR, "type-narrowed", OK),
     Case(
         "1-T-to-anyOf-T-or-null",
@@ -129,7 +130,7 @@ CASES: list[Case] = [
         {"anyOf": [STR, INT]},
         {"anyOf": [STR, INT, NULL]},
         OK,
-        "union-branch-missing",
+        "union-branch-added",
     ),
     Case(
         "1-anyOf-branch-removed",
@@ -148,7 +149,7 @@ CASES: list[Case] = [
         {"oneOf": [STR, INT]},
         {"oneOf": [STR, INT, NULL]},
         OK,
-        "union-branch-missing",
+        "union-branch-added",
     ),
     Case(
         "2-oneOf-overlapping-branch-added",
@@ -162,14 +163,14 @@ CASES: list[Case] = [
         {"oneOf": [INT, STR]},
         {"oneOf": [INT, STR, NUM]},
         "one-of-branch-overlaps",
-        "union-branch-missing",  # 1.5 matches only the new branch
+        "union-branch-added",  # 1.5 matches only the new branch
     ),
     Case(
         "2-oneOf-tagged-variant-added",
         {"oneOf": [tagged("a", x=INT), tagged("b", y=STR)]},
         {"oneOf": [tagged("a", x=INT), tagged("b", y=STR), tagged("c", z=NUM)]},
         OK,
-        "union-branch-missing",
+        "union-branch-added",
     ),
     Case(
         "2-oneOf-branch-removed",
@@ -183,24 +184,20 @@ CASES: list[Case] = [
         {"oneOf": [{"$ref": "#/$defs/P"}, STR]},
         {"oneOf": [{"$ref": "#/$defs/P"}, STR, {"$ref": "#/$defs/Q"}]},
         "one-of-branch-overlaps",  # not provably disjoint: refused, and it terminates
-        "union-branch-missing",
+        "union-widened",
         old_defs=ENDLESS,
     ),
     # -- 3. enum and const -----------------------------------------------------------
-    Case(
-        "3-enum-value-added", {"enum": ["a", "b"]}, {"enum": ["a", "b", "c"]}, OK, "enum-narrowed"
-    ),
+    Case("3-enum-value-added", {"enum": ["a", "b"]}, {"enum": ["a", "b", "c"]}, OK, "enum-widened"),
     Case(
         "3-enum-value-removed", {"enum": ["a", "b", "c"]}, {"enum": ["a", "b"]}, "enum-narrowed", OK
     ),
     Case("3-enum-added", STR, {"type": "string", "enum": ["a"]}, "enum-added", OK),
-    Case("3-enum-removed", {"type": "string", "enum": ["a"]}, STR, OK, "enum-added"),
+    Case("3-enum-removed", {"type": "string", "enum": ["a"]}, STR, OK, "enum-removed"),
     Case("3-const-changed", {"const": "a"}, {"const": "b"}, "const-changed", "const-changed"),
     Case("3-const-added", STR, {"type": "string", "const": "a"}, "const-added", OK),
-    Case("3-const-to-enum-with-it", {"const": "a"}, {"enum": ["a", "b"]}, OK, "const-added"),
-    Case(
-        "3-true-is-not-1", {"enum": [1, 2]}, {"enum": [True, 2]}, "enum-narrowed", "enum-narrowed"
-    ),
+    Case("3-const-to-enum-with-it", {"const": "a"}, {"enum": ["a", "b"]}, OK, "const-removed"),
+    Case("3-true-is-not-1", {"enum": [1, 2]}, {"enum": [True, 2]}, "enum-narrowed", "enum-widened"),
     Case("3-1-is-1.0", {"enum": [1, 2]}, {"enum": [1.0, 2]}, OK, OK),
     Case("3-boolean-to-const-true", {"type": "boolean"}, {"const": True}, "const-added", OK),
     Case(
@@ -208,7 +205,7 @@ CASES: list[Case] = [
         {"type": "boolean"},
         {"enum": [False, None]},
         "enum-added",
-        "type-narrowed",
+        "type-widened",
     ),
     # -- 4. limits, multipleOf, pattern, uniqueItems -----------------------------------
     Case(
@@ -216,7 +213,7 @@ CASES: list[Case] = [
         {"type": "integer", "maximum": 10},
         {"type": "integer", "maximum": 20},
         OK,
-        "limit-tightened",
+        "limit-loosened",
     ),
     Case(
         "4-maximum-lowered",
@@ -230,10 +227,10 @@ CASES: list[Case] = [
         {"type": "number", "minimum": 5},
         {"type": "number", "minimum": 0},
         OK,
-        "limit-tightened",
+        "limit-loosened",
     ),
     Case("4-maximum-added", INT, {"type": "integer", "maximum": 10}, "limit-added", OK),
-    Case("4-limit-removed", {"type": "string", "maxLength": 5}, STR, OK, "limit-added"),
+    Case("4-limit-removed", {"type": "string", "maxLength": 5}, STR, OK, "limit-removed"),
     Case(
         "4-maximum-made-exclusive",
         {"type": "number", "maximum": 10},
@@ -253,7 +250,7 @@ CASES: list[Case] = [
         {"type": "array", "maxItems": 3},
         {"type": "array", "maxItems": 5},
         OK,
-        "limit-tightened",
+        "limit-loosened",
     ),
     Case(
         "4-minItems-added", {"type": "array"}, {"type": "array", "minItems": 1}, "limit-added", OK
@@ -301,7 +298,7 @@ CASES: list[Case] = [
     ),
     # -- 5. format -------------------------------------------------------------------
     Case("5-format-added", STR, {"type": "string", "format": "date-time"}, "format-added", OK),
-    Case("5-format-removed", {"type": "string", "format": "email"}, STR, OK, "format-added"),
+    Case("5-format-removed", {"type": "string", "format": "email"}, STR, OK, "format-removed"),
     Case(
         "5-format-changed",
         {"type": "string", "format": "email"},
@@ -325,7 +322,7 @@ CASES: list[Case] = [
         closed({"a": INT}, "a"),
         closed({"a": INT}),
         OK,
-        "property-made-required",
+        "property-made-optional",
     ),
     # At the params root the decoder fills in defaults, in both directions.
     root_case(
@@ -340,7 +337,7 @@ CASES: list[Case] = [
         closed({"x": INT}, "x"),
         closed({"x": INT, "y": ZERO}, "x", "y"),
         OK,
-        "property-removed-from-closed-object",  # new producers may pass `y`
+        "property-added-to-closed-object",  # new producers may pass `y`
     ),
     root_case(
         "6-default-removed-from-a-required-parameter",
@@ -354,7 +351,7 @@ CASES: list[Case] = [
         closed({"x": INT, "y": INT}, "x", "y"),
         closed({"x": INT, "y": ZERO}, "x", "y"),
         OK,
-        "property-made-required",  # new producers may omit `y`
+        "property-made-optional",  # new producers may omit `y`
     ),
     root_case(
         "6-dropped-from-required-with-a-default",
@@ -412,7 +409,7 @@ CASES: list[Case] = [
         closed({"a": INT}),
         closed({"a": INT, "b": STR}),
         OK,
-        "property-removed-from-closed-object",
+        "property-added-to-closed-object",
     ),
     Case(
         "7-added-to-open",
@@ -470,14 +467,14 @@ CASES: list[Case] = [
         obj({"a": INT, "b": STR}, "a"),
         obj({"a": INT}, "a"),
         OK,
-        "property-added-to-open-object",
+        "property-removed-from-open-object",
     ),
     Case(
         "8-removed-required-new-open",
         obj({"a": INT, "b": STR}, "a", "b"),
         obj({"a": INT}, "a"),
         OK,
-        "property-made-required",
+        "property-made-optional",
     ),
     Case(
         "8-removed-new-closed",
@@ -493,21 +490,21 @@ CASES: list[Case] = [
         closed({"a": INT}),
         obj({"a": INT}, additionalProperties=True),
         OK,
-        "object-closed",
+        "object-opened",
     ),
     Case(
         "9-opened-to-schema",
         closed({"a": INT}),
         obj({"a": INT}, additionalProperties=STR),
         OK,
-        "object-closed",
+        "object-opened",
     ),
     Case(
         "9-additional-schema-widened",
         obj({"a": INT}, additionalProperties=STR),
         obj({"a": INT}, additionalProperties={"type": ["string", "null"]}),
         OK,
-        "type-narrowed",
+        "type-widened",
     ),
     Case("9-closed", obj({"a": INT}), closed({"a": INT}), "object-closed", OK),
     Case(
@@ -515,7 +512,7 @@ CASES: list[Case] = [
         obj({"a": INT}, unevaluatedProperties=False),
         obj({"a": INT}),
         OK,
-        "object-closed",
+        "object-opened",
     ),
     Case(
         "9-unevaluated-closed-beside-an-applicator",
@@ -530,7 +527,7 @@ CASES: list[Case] = [
         {"type": "array", "items": INT},
         {"type": "array", "items": NUM},
         OK,
-        "type-narrowed",
+        "type-widened",
     ),
     Case(
         "10-items-narrowed",
@@ -544,14 +541,14 @@ CASES: list[Case] = [
         {"type": "array", "prefixItems": [STR, INT], "items": False},
         {"type": "array", "prefixItems": [STR, NUM], "items": False},
         OK,
-        "type-narrowed",
+        "type-widened",
     ),
     Case(
         "10-item-appended-to-closed-tuple",
         {"type": "array", "prefixItems": [STR], "items": False},
         {"type": "array", "prefixItems": [STR, INT], "items": False},
         OK,
-        "schema-false",
+        "schema-false-replaced",
     ),
     Case(
         "10-item-appended-to-open-tuple",
@@ -601,14 +598,14 @@ CASES: list[Case] = [
         {"allOf": [INT, {"minimum": 0}]},
         {"allOf": [INT]},
         OK,
-        "limit-added",
+        "limit-removed",
     ),
     Case(
         "11-not-excluded-set-narrowed",
         {"type": "integer", "not": {"enum": [1, 2, 3]}},
         {"type": "integer", "not": {"enum": [1]}},
         OK,
-        "not-widened",
+        "not-narrowed",
     ),
     Case("11-not-added", INT, {"type": "integer", "not": {"const": 0}}, "not-widened", OK),
     Case("11-not-added-disjoint", INT, {"type": "integer", "not": STR}, OK, OK),
@@ -648,7 +645,7 @@ CASES: list[Case] = [
         # Truly compatible ({p} and {q} are valid under the old schema), but an
         # `unevaluatedProperties` beside an anyOf is judged as if it saw no branch: sound,
         # not complete.
-        "property-removed-from-closed-object",
+        "property-added-to-closed-object",
     ),
     # -- 12. references ------------------------------------------------------------------
     Case(
@@ -672,7 +669,7 @@ CASES: list[Case] = [
         {"$ref": "#/$defs/Num", "maximum": 10},
         {"$ref": "#/$defs/Num"},
         OK,
-        "limit-added",
+        "limit-removed",
         old_defs={"Num": NUM},
     ),
     Case(
@@ -688,7 +685,7 @@ CASES: list[Case] = [
         {"$ref": "#/$defs/Tree"},
         {"$ref": "#/$defs/Tree"},
         OK,
-        "type-narrowed",
+        "type-widened",
         old_defs=TREE_OLD,
         new_defs=TREE_NUMBER,
     ),
@@ -706,7 +703,7 @@ CASES: list[Case] = [
         {"$ref": "#/$defs/A"},
         {"$ref": "#/$defs/A"},
         OK,
-        "type-narrowed",
+        "type-widened",
         old_defs=MUTUAL_OLD,
         new_defs=MUTUAL_NUMBER,
     ),
@@ -744,8 +741,8 @@ CASES: list[Case] = [
         "undecidable-keyword",
     ),
     # -- false and true --------------------------------------------------------------------
-    Case("false-to-anything", False, INT, OK, "schema-false"),
-    Case("anything-to-true", INT, True, OK, "type-narrowed"),
+    Case("false-to-anything", False, INT, OK, "schema-false-replaced"),
+    Case("anything-to-true", INT, True, OK, "type-widened"),
 ]
 
 
@@ -773,12 +770,21 @@ def resolves(path: str, contract: TaskContract) -> bool:
     return True
 
 
+IN_OLD = " (the path is in the old contract)"
+
+
+def where(violation: Incompatibility, old: TaskContract, new: TaskContract) -> TaskContract:
+    """The contract a violation's path points into: the new one, unless it says old."""
+    return old if violation.message.endswith(IN_OLD) else new
+
+
 def assert_verdict(
     found: list[Incompatibility],
     expected: Verdict,
     *,
     side: Side,
     direction: Direction,
+    old: TaskContract,
     new: TaskContract,
 ) -> None:
     if expected is OK:
@@ -791,7 +797,7 @@ def assert_verdict(
         assert violation.direction is direction
         assert violation.message
         assert violation.path.startswith(("/params", "/returns", "/$defs"))
-        assert resolves(violation.path, new), f"{violation.path} is not in the new contract"
+        assert resolves(violation.path, where(violation, old, new)), violation
 
 
 RUNS = [(case, side) for case in CASES for side in case.sides]
@@ -809,7 +815,7 @@ def test_rule(case: Case, side: Side) -> None:
     }
     for direction, verdict in expected.items():
         found = [v for v in compare(old, new, direction) if v.side == side]
-        assert_verdict(found, verdict, side=side, direction=direction, new=new)
+        assert_verdict(found, verdict, side=side, direction=direction, old=old, new=new)
         # The other side is untouched by the change.
         assert all(v.side == side for v in compare(old, new, direction))
 
@@ -1015,18 +1021,340 @@ def test_returns_violations_say_who_breaks() -> None:
     assert (violation.side, violation.path, violation.rule) == (
         "returns",
         "/returns/type",
-        "type-narrowed",
+        "type-widened",
     )
     assert "readers still on the older contract" in consequence("returns", Direction.BACKWARD)
+    assert violation.message.endswith(consequence("returns", Direction.BACKWARD))
     assert compare(old, new, Direction.FORWARD) == []
 
 
-def test_paths_point_into_the_new_contract_even_where_only_the_old_has_the_keyword() -> None:
+def test_paths_point_into_the_old_contract_where_something_was_removed() -> None:
     old = contract({"type": "array", "items": INT}, "params", {})
     new = contract({"type": "array"}, "params", {})
     [violation] = compare(old, new, Direction.FORWARD)
-    assert violation.path == "/params/properties/x"
-    assert resolves(violation.path, new)
+    assert violation.rule == "type-widened"
+    assert violation.path == "/params/properties/x/items/type"
+    assert violation.message.endswith(IN_OLD)
+    assert resolves(violation.path, old)
+    assert not resolves(violation.path, new)
+
+
+# -- wording when the roles flip -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flipped:
+    """An edit checked where the new schema is the one included (returns BACKWARD,
+    params FORWARD): the rule and sentence must still describe the edit old → new."""
+
+    id: str
+    side: Side
+    direction: Direction
+    old: Any
+    new: Any
+    rule: str
+    path: str
+    edit: str  # the sentence up to the consequence
+
+
+ARRAY = {"type": "array"}
+FLIPPED = [
+    Flipped(
+        "maximum-removed-from-returns",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "integer", "maximum": 5},
+        INT,
+        "limit-removed",
+        "/returns/maximum",
+        "maximum removed (was 5)",
+    ),
+    Flipped(
+        "format-removed-from-returns",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "string", "format": "email"},
+        STR,
+        "format-removed",
+        "/returns/format",
+        "format 'email' removed: the new schema accepts values that fail it",
+    ),
+    Flipped(
+        "integer-to-number-in-params-forward",
+        "params",
+        Direction.FORWARD,
+        INT,
+        NUM,
+        "type-widened",
+        "/params/properties/x/type",
+        "type integer became number: number now accepted",
+    ),
+    Flipped(
+        "maximum-raised",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "integer", "maximum": 5},
+        {"type": "integer", "maximum": 9},
+        "limit-loosened",
+        "/returns/maximum",
+        "maximum loosened to 9 (was 5)",
+    ),
+    Flipped(
+        "multipleOf-removed",
+        "params",
+        Direction.FORWARD,
+        {"type": "integer", "multipleOf": 3},
+        INT,
+        "multiple-of-removed",
+        "/params/properties/x/multipleOf",
+        "multipleOf removed (was 3)",
+    ),
+    Flipped(
+        "pattern-removed",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "string", "pattern": "^a"},
+        STR,
+        "pattern-removed",
+        "/returns/pattern",
+        "pattern '^a' removed: the new schema accepts values that fail it",
+    ),
+    Flipped(
+        "uniqueItems-removed",
+        "params",
+        Direction.FORWARD,
+        {"type": "array", "uniqueItems": True},
+        ARRAY,
+        "unique-items-removed",
+        "/params/properties/x/uniqueItems",
+        "uniqueItems removed: arrays with repeated items are accepted",
+    ),
+    Flipped(
+        "enum-value-added",
+        "returns",
+        Direction.BACKWARD,
+        {"enum": ["a"]},
+        {"enum": ["a", "b"]},
+        "enum-widened",
+        "/returns/enum",
+        "['b'] accepted by the new schema, refused by the old one (enum)",
+    ),
+    Flipped(
+        "enum-removed",
+        "params",
+        Direction.FORWARD,
+        {"type": "string", "enum": ["a"]},
+        STR,
+        "enum-removed",
+        "/params/properties/x/enum",
+        "enum ['a'] removed: the new schema allows other values too",
+    ),
+    Flipped(
+        "const-removed",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "string", "const": "a"},
+        STR,
+        "const-removed",
+        "/returns/const",
+        "const 'a' removed: the new schema allows other values too",
+    ),
+    Flipped(
+        "anyOf-branch-added",
+        "params",
+        Direction.FORWARD,
+        {"anyOf": [INT, STR]},
+        {"anyOf": [INT, STR, NULL]},
+        "union-branch-added",
+        "/params/properties/x/anyOf/2",
+        (
+            "anyOf branch 2 of the new schema accepts values that no anyOf branch of the old "
+            "schema accepted (closest: branch 0)"
+        ),
+    ),
+    Flipped(
+        "oneOf-overlap-removed",
+        "returns",
+        Direction.BACKWARD,
+        {"oneOf": [NUM, INT]},
+        NUM,
+        "one-of-overlap-accepted",
+        "/returns",
+        (
+            "the new schema accepts values that may match both oneOf branches 0 and 1 of the old "
+            "one, which refused them for matching two"
+        ),
+    ),
+    Flipped(
+        "not-removed",
+        "params",
+        Direction.FORWARD,
+        {"type": "integer", "not": {"const": 0}},
+        INT,
+        "not-narrowed",
+        "/params/properties/x/not",
+        "`not` removed or narrowed: the new schema accepts values the old one excluded",
+    ),
+    Flipped(
+        "object-opened",
+        "returns",
+        Direction.BACKWARD,
+        closed({"a": INT}),
+        obj({"a": INT}),
+        "object-opened",
+        "/returns/additionalProperties",
+        "the new object accepts properties it does not declare; the old one refused them",
+    ),
+    Flipped(
+        "dropped-from-required",
+        "params",
+        Direction.FORWARD,
+        closed({"a": INT}, "a"),
+        closed({"a": INT}),
+        "property-made-optional",
+        "/params/properties/x/required/0",
+        "'a' is no longer required; the old schema requires it",
+    ),
+    Flipped(
+        "property-added-to-closed",
+        "returns",
+        Direction.BACKWARD,
+        closed({"a": INT}),
+        closed({"a": INT, "b": STR}),
+        "property-added-to-closed-object",
+        "/returns/properties/b",
+        "'b' is declared now, but the old object is closed: it refuses documents carrying 'b'",
+    ),
+    Flipped(
+        "property-removed-from-open",
+        "params",
+        Direction.FORWARD,
+        obj({"a": INT, "b": STR}),
+        obj({"a": INT}),
+        "property-removed-from-open-object",
+        "/params/properties/x/properties/b",
+        (
+            "'b' is no longer declared, and the new object is open: new documents may carry 'b' "
+            "with values its old schema refuses"
+        ),
+    ),
+    Flipped(
+        "dependentRequired-removed",
+        "returns",
+        Direction.BACKWARD,
+        obj({"a": INT, "b": INT}, dependentRequired={"a": ["b"]}),
+        obj({"a": INT, "b": INT}),
+        "dependency-removed",
+        "/returns/dependentRequired/a",
+        (
+            "dependency removed: the old schema requires ['b'] when 'a' is present, the new one "
+            "does not"
+        ),
+    ),
+    Flipped(
+        "propertyNames-removed",
+        "params",
+        Direction.FORWARD,
+        obj({}, propertyNames={"maxLength": 3}),
+        obj({}),
+        "property-names-removed",
+        "/params/properties/x/propertyNames",
+        "propertyNames removed: the new schema accepts names the old one refused",
+    ),
+    Flipped(
+        "tuple-item-removed-from-open-tuple",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "array", "prefixItems": [STR, INT]},
+        {"type": "array", "prefixItems": [STR]},
+        "tuple-item-removed-from-open-tuple",
+        "/returns/prefixItems/1",
+        "item 1 had a schema in the old tuple; the new one is open there and accepts any value",
+    ),
+    Flipped(
+        "item-appended-to-closed-tuple",
+        "params",
+        Direction.FORWARD,
+        {"type": "array", "prefixItems": [STR], "items": False},
+        {"type": "array", "prefixItems": [STR, INT], "items": False},
+        "schema-false-replaced",
+        "/params/properties/x/prefixItems/1",
+        "the old schema here was false (it accepted nothing); the new one accepts values",
+    ),
+    Flipped(
+        "contains-removed",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "array", "contains": INT},
+        ARRAY,
+        "contains-changed",
+        "/returns/contains",
+        (
+            "`contains` removed or widened: the old schema required items matching it (1 to any "
+            "number) that new arrays are not proved to have"
+        ),
+    ),
+    Flipped(
+        "patternProperties-removed",
+        "params",
+        Direction.FORWARD,
+        obj({}, patternProperties={"^x_": INT}),
+        obj({}),
+        "pattern-properties-changed",
+        "/params/properties/x/patternProperties/^x_",
+        (
+            "pattern '^x_' removed: names it matched may now carry values it refused (regex "
+            "overlap is not decided)"
+        ),
+    ),
+    Flipped(
+        "unknown-keyword-removed",
+        "returns",
+        Direction.BACKWARD,
+        {"type": "string", "nullable": True},
+        STR,
+        "undecidable-keyword",
+        "/returns/nullable",
+        (
+            "'nullable' is not understood by the checker; it was removed or changed, so "
+            "compatibility cannot be proved"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", FLIPPED, ids=[case.id for case in FLIPPED])
+def test_flipped_roles_describe_the_edit(case: Flipped) -> None:
+    old, new = contract(case.old, case.side, {}), contract(case.new, case.side, {})
+    first = compare(old, new, case.direction)[0]
+    assert (first.rule, first.path) == (case.rule, case.path)
+    edit, _, rest = first.message.partition("; " + consequence(case.side, case.direction))
+    assert edit == case.edit
+    # A path into the old contract (where something was removed) says so.
+    assert rest == (IN_OLD if not resolves(first.path, new) else "")
+    assert resolves(first.path, where(first, old, new))
+
+
+def rules_found() -> set[str]:
+    """Every rule id the table cases produce, in every direction."""
+    found = set()
+    for case in CASES:
+        new_defs = case.old_defs if case.new_defs is None else case.new_defs
+        for side in case.sides:
+            old = contract(case.old, side, case.old_defs, root=case.root)
+            new = contract(case.new, side, new_defs, root=case.root)
+            for direction in Direction:
+                found.update(v.rule for v in compare(old, new, direction))
+    for flipped in FLIPPED:
+        old, new = contract(flipped.old, flipped.side, {}), contract(flipped.new, flipped.side, {})
+        found.update(v.rule for v in compare(old, new, flipped.direction))
+    return found
+
+
+def test_every_rule_id_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Compatibility", 1)[1].split("\n## ", 1)[0]
+    assert not {rule for rule in rules_found() if f"`{rule}`" not in section}
 
 
 # -- transitive modes ----------------------------------------------------------------------------
@@ -1061,7 +1389,7 @@ def test_forward_transitive_checks_every_earlier_version() -> None:
     assert check_compatibility(v3, earlier, CompatibilityMode.FORWARD).compatible
     report = check_compatibility(v3, earlier, CompatibilityMode.FORWARD_TRANSITIVE)
     assert {(v.version, v.rule, v.direction) for v in report.violations} == {
-        (1, "limit-tightened", Direction.FORWARD)
+        (1, "limit-loosened", Direction.FORWARD)
     }
 
 

@@ -15,6 +15,12 @@ assumption is only remembered once the assumption itself is settled.
 
 `params` are compared as the decoder sees them: calls that omit a top-level parameter
 with a `default` get the default filled in before validation.
+
+A violation describes the edit old → new, whichever side must include the other: when
+the new schema is the included one (returns BACKWARD, params FORWARD), a constraint the
+old schema has and the new one lacks was removed or loosened, and is named so. Its path
+points where the edit shows in the new contract, or, for something removed, where it was
+in the old one.
 """
 
 from __future__ import annotations
@@ -91,13 +97,15 @@ def check_compatibility(
 def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[Incompatibility]:
     """Violations of the change old → new in one direction."""
     violations: list[Incompatibility] = []
-    document = _document(new)
+    new_document, old_document = _document(new), _document(old)
     for side in ("params", "returns"):
         # Who must accept whose documents: BACKWARD params old ⊆ new, returns new ⊆ old.
         old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
         sub, sup = (old, new) if old_is_sub else (new, old)
         issues = _side_issues(sub, sup, side, new_is_sup=old_is_sub)
-        violations.extend(issue.to_violation(side, direction, document) for issue in issues)
+        violations.extend(
+            issue.to_violation(side, direction, new_document, old_document) for issue in issues
+        )
     return violations
 
 
@@ -123,7 +131,7 @@ def _side_issues(
         issues.extend(checker.calls(sub_root, sup_root, calls))
     else:
         sent = _as_sent(sub_root)
-        filled, conflicts = _filled_defaults(sent, sup)
+        filled, conflicts = _filled_defaults(sent, sup, "new" if new_is_sup else "old")
         issues.extend(
             _Issue(sent.ptr, ptr, "default-fill-conflict", message, new_is_sup)
             for ptr, message in conflicts
@@ -242,21 +250,37 @@ class _Node:
 
 @dataclass
 class _Issue:
+    """Why `sub ⊆ sup` fails, worded as the edit old → new.
+
+    `sup_at` and `sub_at` say where under each node the edit shows (None: not there).
+    The path points where it shows in the new contract, else (something removed) where
+    it showed in the old one.
+    """
+
     sub_ptr: Pointer
     sup_ptr: Pointer
     rule: str
     message: str
     new_is_sup: bool
-    suffix: Pointer = ()
+    sup_at: Pointer | None = ()
+    sub_at: Pointer | None = None
 
-    def to_violation(self, side: Side, direction: Direction, new: Any) -> Incompatibility:
-        ptr = self.sup_ptr if self.new_is_sup else self.sub_ptr
+    def to_violation(self, side: Side, direction: Direction, new: Any, old: Any) -> Incompatibility:
+        new_ptr, new_at, old_ptr, old_at = (
+            (self.sup_ptr, self.sup_at, self.sub_ptr, self.sub_at)
+            if self.new_is_sup
+            else (self.sub_ptr, self.sub_at, self.sup_ptr, self.sup_at)
+        )
+        message = f"{self.message}; {consequence(side, direction)}"
+        if new_at is not None and _exists(new, (*new_ptr, *new_at)):
+            path = (*new_ptr, *new_at)
+        elif old_at is not None and _exists(old, (*old_ptr, *old_at)):
+            path = (*old_ptr, *old_at)
+            message += " (the path is in the old contract)"
+        else:
+            path = _existing(new, (*new_ptr, *(new_at or ())))
         return Incompatibility(
-            side=side,
-            direction=direction,
-            path=json_pointer(_existing(new, (*ptr, *self.suffix))),
-            rule=self.rule,
-            message=self.message,
+            side=side, direction=direction, path=json_pointer(path), rule=self.rule, message=message
         )
 
 
@@ -298,8 +322,26 @@ class _Checker:
     def sup_name(self) -> str:
         return "new" if self.new_is_sup else "old"
 
-    def issue(self, a: _Node, b: _Node, rule: str, message: str, *suffix: str | int) -> _Issue:
-        return _Issue(a.ptr, b.ptr, rule, message, self.new_is_sup, suffix)
+    def issue(
+        self,
+        a: _Node,
+        b: _Node,
+        rule: str,
+        message: str,
+        *at_b: str | int,
+        at_a: Pointer | None = None,
+    ) -> _Issue:
+        """An issue of `a ⊆ b` showing at `at_b` under `b` and, if given, `at_a` under `a`."""
+        return _Issue(a.ptr, b.ptr, rule, message, self.new_is_sup, at_b, at_a)
+
+    def edit(self, added: str, removed: str) -> str:
+        """The rule id or wording for what refuses: a constraint of the including schema
+        that the other lacks was `added` in the new contract when the new one includes,
+        else `removed` from it."""
+        return added if self.new_is_sup else removed
+
+    def old_new(self, a: _Node, b: _Node) -> tuple[_Node, _Node]:
+        return (a, b) if self.new_is_sup else (b, a)
 
     # -- entry ---------------------------------------------------------------------
 
@@ -309,15 +351,13 @@ class _Checker:
         if a.schema is False or _is_true(b.schema):
             return []
         if b.schema is False:
-            return [
-                self.issue(
-                    a,
-                    b,
-                    "schema-false",
-                    f"the {self.sup_name} schema accepts "
-                    f"nothing here, the {self.sub_name} one accepted values",
-                )
-            ]
+            message = self.edit(
+                "the new schema here is false: it accepts nothing, the old one accepted values",
+                "the old schema here was false (it accepted nothing); the new one accepts values",
+            )
+            rule = self.edit("schema-false", "schema-false-replaced")
+            # Where the new schema accepts values in place of the old `false`.
+            return [self.issue(a, b, rule, message, at_a=None if self.new_is_sup else ())]
         key = (root, id(a.schema), id(b.schema), *(id(s.schema) for s in a.siblings))
         if key in self._done:
             return self._done[key]
@@ -381,15 +421,13 @@ class _Checker:
             return []
         if "not" in a.schema and not self.subset(excluded, a.child("not")):
             return []  # the excluded set narrowed: what A excluded covers what B excludes
+        message = self.edit(
+            "`not` added or widened: the new schema excludes values the old one accepted",
+            "`not` removed or narrowed: the new schema accepts values the old one excluded",
+        )
+        at_a = ("not",) if "not" in a.schema else None
         return [
-            self.issue(
-                a,
-                b,
-                "not-widened",
-                f"the {self.sup_name} schema excludes "
-                f"values (`not`) that the {self.sub_name} one accepted",
-                "not",
-            )
+            self.issue(a, b, self.edit("not-widened", "not-narrowed"), message, "not", at_a=at_a)
         ]
 
     def _union(self, a: _Node, b: _Node, root: bool) -> list[_Issue]:
@@ -403,36 +441,45 @@ class _Checker:
         fits = [index for index, attempt in enumerate(attempts) if not attempt]
         if not fits:
             best = min(range(len(options)), key=lambda index: len(attempts[index]))
-            return [
-                *issues,
-                self.issue(
-                    a,
-                    b,
-                    "union-branch-missing",
-                    f"no {keyword} branch of the "
-                    f"{self.sup_name} schema accepts everything the {self.sub_name} "
-                    f"one did (closest: branch {best})",
-                    keyword,
-                ),
-                *attempts[best],
-            ]
+            return [*issues, self._no_branch(a, b, keyword, best), *attempts[best]]
         if keyword == "oneOf":
             index = fits[0]
             for other, option in enumerate(options):
                 if other != index and not _disjoint(a, option, excluded=a.siblings):
-                    issues.append(
-                        self.issue(
-                            a,
-                            b,
-                            "one-of-branch-overlaps",
-                            f"a value accepted by the "
-                            f"{self.sub_name} schema may match oneOf branches {index} and "
-                            f"{other} at once, and oneOf then refuses it",
-                            keyword,
-                            other,
-                        )
-                    )
+                    issues.append(self._overlap(a, b, index, other))
         return issues
+
+    def _no_branch(self, a: _Node, b: _Node, keyword: str, best: int) -> _Issue:
+        """No branch of `b`'s union includes `a`."""
+        if self.new_is_sup:
+            message = (
+                f"no {keyword} branch of the new schema accepts everything the old one did "
+                f"(closest: branch {best})"
+            )
+            return self.issue(a, b, "union-branch-missing", message, keyword)
+        # `a` is new: a branch of a new union (most often one just added), or all of it.
+        branch = len(a.ptr) >= 2 and a.ptr[-2] in ("anyOf", "oneOf")
+        what = f"{a.ptr[-2]} branch {a.ptr[-1]} of the new schema" if branch else "the new schema"
+        message = (
+            f"{what} accepts values that no {keyword} branch of the old schema accepted "
+            f"(closest: branch {best})"
+        )
+        rule = "union-branch-added" if branch else "union-widened"
+        return self.issue(a, b, rule, message, keyword, at_a=())
+
+    def _overlap(self, a: _Node, b: _Node, index: int, other: int) -> _Issue:
+        """Values of `a` may match two branches of `b`'s oneOf, which refuses them."""
+        if self.new_is_sup:
+            message = (
+                f"oneOf branch {other} of the new schema may match values of the old one that "
+                f"branch {index} matches, and oneOf refuses a value matching two branches"
+            )
+            return self.issue(a, b, "one-of-branch-overlaps", message, "oneOf", other)
+        message = (
+            f"the new schema accepts values that may match both oneOf branches {index} and "
+            f"{other} of the old one, which refused them for matching two"
+        )
+        return self.issue(a, b, "one-of-overlap-accepted", message, "oneOf", at_a=())
 
     # -- one schema without applicators ----------------------------------------------
 
@@ -443,38 +490,17 @@ class _Checker:
             return self._values(a, b, values)
         if "enum" in b.schema or "const" in b.schema:
             keyword = "enum" if "enum" in b.schema else "const"
-            return [
-                self.issue(
-                    a,
-                    b,
-                    f"{keyword}-added",
-                    f"the {self.sup_name} schema allows "
-                    f"only {_show(b.schema[keyword])}; the {self.sub_name} one "
-                    "allowed other values",
-                    keyword,
-                )
-            ]
+            listed = _show(b.schema[keyword])
+            message = self.edit(
+                f"{keyword} {listed} added: the old schema allowed other values too",
+                f"{keyword} {listed} removed: the new schema allows other values too",
+            )
+            rule = self.edit(f"{keyword}-added", f"{keyword}-removed")
+            return [self.issue(a, b, rule, message, keyword)]
         types_a, types_b = _types(a.schema), _types(b.schema)
         lost = sorted(t for t in types_a if not _covers(types_b, t))
         if lost:
-            # Some values keep a type (number → integer keeps the integers): narrowed.
-            kept = [
-                t
-                for t in types_a
-                if _covers(types_b, t) or (_covers({t}, "integer") and "integer" in types_b)
-            ]
-            rule = "type-narrowed" if kept else "type-changed"
-            issues.append(
-                self.issue(
-                    a,
-                    b,
-                    rule,
-                    f"type {_show_types(types_a)} became "
-                    f"{_show_types(types_b)}: {', '.join(lost)} no longer "
-                    "accepted",
-                    "type",
-                )
-            )
+            issues.append(self._type_changed(a, b, types_a, types_b, lost))
         live = {t for t in types_a if _covers(types_b, t)}
         if live & {"number", "integer"}:
             issues.extend(self._numbers(a, b, live))
@@ -489,6 +515,26 @@ class _Checker:
             issues.extend(self._conditional(a, b))
         issues.extend(self._unknown(a, b))
         return issues
+
+    def _type_changed(
+        self, a: _Node, b: _Node, types_a: set[str], types_b: set[str], lost: list[str]
+    ) -> _Issue:
+        """Values of types in `lost` pass `a` and fail `b`'s `type`."""
+        # Some values keep a type (number → integer keeps the integers): narrowed, or,
+        # the other way round, widened.
+        kept = any(
+            _covers(types_b, t) or (_covers({t}, "integer") and "integer" in types_b)
+            for t in types_a
+        )
+        old, new = (types_a, types_b) if self.new_is_sup else (types_b, types_a)
+        change = f"type {_show_types(old)} became {_show_types(new)}"
+        shown = ", ".join(lost)
+        message = self.edit(
+            f"{change}: {shown} no longer accepted", f"{change}: {shown} now accepted"
+        )
+        rule = self.edit("type-narrowed", "type-widened") if kept else "type-changed"
+        at_a = ("type",) if "type" in a.schema else None
+        return self.issue(a, b, rule, message, "type", at_a=at_a)
 
     def calls(self, a: _Node, b: _Node, calls: Sequence[_Call]) -> list[_Issue]:
         """Issues of the listed calls `a` accepts (params root) under `b`'s decoder."""
@@ -512,16 +558,12 @@ class _Checker:
         name = (by_sup or by_sub)[0]
         accepted = f"once its decoder fills in {_names(by_sub)}" if by_sub else "as sent"
         refused = f" once its decoder fills in {_names(by_sup)}" if by_sup else ""
-        return self.issue(
-            a,
-            b,
-            rule,
+        message = (
             f"the call {_show(call.sent)} is accepted by the {self.sub_name} contract "
-            f"{accepted}, and refused by the {self.sup_name} one{refused}",
-            "properties",
-            name,
-            "default",
+            f"{accepted}, and refused by the {self.sup_name} one{refused}"
         )
+        at = ("properties", name, "default")
+        return self.issue(a, b, rule, message, *at, at_a=at)
 
     def _values(self, a: _Node, b: _Node, values: list[Any]) -> list[_Issue]:
         validator = compile_schema(_bundle_node(b))
@@ -530,33 +572,45 @@ class _Checker:
             return []
         keyword = next((k for k in ("const", "enum") if k in a.schema), "type")
         failed = _failing_keyword(validator, refused[0])
+        rule = self._value_rule(a, b, failed, keyword, partly=len(refused) < len(values))
+        because = f" ({failed})" if failed else ""
+        message = (
+            f"{_show(refused)} accepted by the {self.sub_name} schema, refused by the "
+            f"{self.sup_name} one{because}"
+        )
+        at_b = (failed,) if failed in b.schema else (keyword,)
+        # Where the new schema still has the keyword, the edit shows there.
+        at_a = (failed,) if failed in a.schema else (keyword,) if keyword in a.schema else None
+        if rule.endswith("-removed"):
+            at_a = None
+        return [self.issue(a, b, rule, message, *at_b, at_a=at_a)]
+
+    def _value_rule(self, a: _Node, b: _Node, failed: str, keyword: str, *, partly: bool) -> str:
+        """The rule for values of `a` (listed) that `b` refuses at its keyword `failed`."""
+        in_a = failed in a.schema
         if failed == "type" and "type" in b.schema:
-            rule = "type-narrowed" if len(refused) < len(values) else "type-changed"
-        elif failed in _LIMIT_KEYWORDS:
-            rule = "limit-tightened" if failed in a.schema else "limit-added"
-        elif failed == "multipleOf":
-            rule = "multiple-of-changed" if failed in a.schema else "multiple-of-added"
-        elif failed in ("pattern", "format"):
-            rule = f"{failed}-changed" if failed in a.schema else f"{failed}-added"
-        elif failed == "uniqueItems":
-            rule = "unique-items-added"
-        elif failed == "const":
-            rule = "const-changed" if "const" in a.schema else "const-added"
-        elif failed == "enum":
-            rule = "enum-narrowed" if "enum" in a.schema else "enum-added"
-        else:
-            rule = "const-changed" if keyword == "const" else "enum-narrowed"
-        suffix = (failed,) if failed in b.schema else (keyword,)
-        return [
-            self.issue(
-                a,
-                b,
-                rule,
-                f"{_show(refused)} accepted by the {self.sub_name} "
-                f"schema, refused by the {self.sup_name} one",
-                *suffix,
+            return self.edit("type-narrowed", "type-widened") if partly else "type-changed"
+        if failed in _LIMIT_KEYWORDS:
+            if in_a:
+                return self.edit("limit-tightened", "limit-loosened")
+            return self.edit("limit-added", "limit-removed")
+        if failed == "multipleOf":
+            return (
+                "multiple-of-changed"
+                if in_a
+                else self.edit("multiple-of-added", "multiple-of-removed")
             )
-        ]
+        if failed in ("pattern", "format"):
+            return f"{failed}-changed" if in_a else f"{failed}-{self.edit('added', 'removed')}"
+        if failed == "uniqueItems":
+            return self.edit("unique-items-added", "unique-items-removed")
+        if failed == "const":
+            return "const-changed" if in_a else self.edit("const-added", "const-removed")
+        if failed == "enum" and "enum" not in a.schema:
+            return self.edit("enum-added", "enum-removed")
+        if failed != "enum" and keyword == "const":
+            return "const-changed"
+        return self.edit("enum-narrowed", "enum-widened")
 
     def _numbers(self, a: _Node, b: _Node, live: set[str]) -> list[_Issue]:
         issues = []
@@ -567,40 +621,84 @@ class _Checker:
             bound_a, bound_b = _bound(a.schema, *keywords), _bound(b.schema, *keywords)
             if bound_b is None or (bound_a is not None and _within(bound_a, bound_b, side)):
                 continue
-            keyword = keywords[1] if bound_b[1] else keywords[0]
-            rule = "limit-added" if bound_a is None else "limit-tightened"
-            was = "" if bound_a is None else f" (was {_num(bound_a[0])})"
-            issues.append(self.issue(a, b, rule, f"{keyword} {_num(bound_b[0])}{was}", keyword))
+            keyword_b = keywords[1] if bound_b[1] else keywords[0]
+            if bound_a is None:
+                issues.append(self._limit_changed(a, b, None, None, keyword_b, bound_b[0]))
+            else:
+                keyword_a = keywords[1] if bound_a[1] else keywords[0]
+                issues.append(
+                    self._limit_changed(a, b, keyword_a, bound_a[0], keyword_b, bound_b[0])
+                )
         step_b = b.get("multipleOf")
         if step_b is not None:
             step_a = a.get("multipleOf")
             if not _steps_within(step_a, step_b, live):
-                rule = "multiple-of-added" if step_a is None else "multiple-of-changed"
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        rule,
-                        f"multipleOf {_num(step_b)} is not proved a "
-                        f"divisor of the {self.sub_name} multipleOf "
-                        f"{_num(step_a) if step_a is not None else '(none)'}",
-                        "multipleOf",
-                    )
-                )
+                issues.append(self._step_changed(a, b, step_a, step_b))
         return issues
 
-    def _limits(self, a: _Node, b: _Node, limits: Sequence[tuple[str, str]]) -> list[_Issue]:
+    def _limit_changed(
+        self,
+        a: _Node,
+        b: _Node,
+        keyword_a: str | None,
+        limit_a: Any,
+        keyword_b: str,
+        limit_b: Any,
+    ) -> _Issue:
+        """`b`'s limit is missing from `a` (`keyword_a` None) or tighter than `a`'s."""
+        if keyword_a is None:
+            rule = self.edit("limit-added", "limit-removed")
+            message = self.edit(
+                f"{keyword_b} {_num(limit_b)} added", f"{keyword_b} removed (was {_num(limit_b)})"
+            )
+            return self.issue(a, b, rule, message, keyword_b)
+        if self.new_is_sup:
+            rule = "limit-tightened"
+            message = (
+                f"{keyword_b} tightened to {_num(limit_b)} ({_was(keyword_a, limit_a, keyword_b)})"
+            )
+        else:
+            rule = "limit-loosened"
+            message = (
+                f"{keyword_a} loosened to {_num(limit_a)} ({_was(keyword_b, limit_b, keyword_a)})"
+            )
+        return self.issue(a, b, rule, message, keyword_b, at_a=(keyword_a,))
+
+    def _step_changed(self, a: _Node, b: _Node, step_a: Any, step_b: Any) -> _Issue:
+        """`b`'s `multipleOf` is missing from `a`, or not proved to hold where `a`'s does."""
+        if step_a is None:
+            rule = self.edit("multiple-of-added", "multiple-of-removed")
+            message = self.edit(
+                f"multipleOf {_num(step_b)} added", f"multipleOf removed (was {_num(step_b)})"
+            )
+            return self.issue(a, b, rule, message, "multipleOf")
+        old, new = (step_a, step_b) if self.new_is_sup else (step_b, step_a)
+        # Every multiple of the sub step must be one of the sup step.
+        relation = self.edit("a divisor of", "a multiple of")
+        message = (
+            f"multipleOf changed from {_num(old)} to {_num(new)}, which is not proved {relation} it"
+        )
+        return self.issue(a, b, "multiple-of-changed", message, "multipleOf", at_a=("multipleOf",))
+
+    def _limits(
+        self,
+        a: _Node,
+        b: _Node,
+        limits: Sequence[tuple[str, str]],
+        own: Mapping[str, Any] | None = None,
+    ) -> list[_Issue]:
+        """Limits of `b` that `a`'s are not within; `own`: `a`'s limits where they are
+        tighter than its keywords say."""
         issues = []
         for keyword, side in limits:
             limit_b = b.get(keyword)
             if limit_b is None:
                 continue
-            limit_a = a.get(keyword)
+            limit_a = (own or {}).get(keyword, a.get(keyword))
             if limit_a is not None and _within((limit_a, False), (limit_b, False), side):
                 continue
-            rule = "limit-added" if limit_a is None else "limit-tightened"
-            was = "" if limit_a is None else f" (was {limit_a})"
-            issues.append(self.issue(a, b, rule, f"{keyword} {limit_b}{was}", keyword))
+            keyword_a = None if limit_a is None else keyword
+            issues.append(self._limit_changed(a, b, keyword_a, limit_a, keyword, limit_b))
         return issues
 
     def _same_or_absent(self, a: _Node, b: _Node, keywords: Iterable[str]) -> list[_Issue]:
@@ -609,34 +707,36 @@ class _Checker:
             if keyword in b.schema and not (
                 keyword in a.schema and _json_equal(a.schema[keyword], b.schema[keyword])
             ):
-                added = keyword not in a.schema
-                rule = f"{keyword}-{'added' if added else 'changed'}"
-                detail = "" if added else f" from {a.schema[keyword]!r}"
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        rule,
-                        f"{keyword} {b.schema[keyword]!r} "
-                        f"{'added' if added else 'changed' + detail}: values "
-                        f"the {self.sub_name} schema accepted may fail it",
-                        keyword,
-                    )
-                )
+                issues.append(self._assertion_changed(a, b, keyword))
         return issues
 
-    def _arrays(self, a: _Node, b: _Node) -> list[_Issue]:
-        issues = self._limits(a, b, _ARRAY_LIMITS)
-        if b.get("uniqueItems") is True and a.get("uniqueItems") is not True:
-            issues.append(
-                self.issue(
-                    a,
-                    b,
-                    "unique-items-added",
-                    "uniqueItems added: arrays with repeated items are refused",
-                    "uniqueItems",
-                )
+    def _assertion_changed(self, a: _Node, b: _Node, keyword: str) -> _Issue:
+        """`b` asserts `keyword` (`pattern`, `format`) that `a` lacks or has otherwise."""
+        value_b = b.schema[keyword]
+        if keyword not in a.schema:
+            rule = f"{keyword}-{self.edit('added', 'removed')}"
+            message = self.edit(
+                f"{keyword} {value_b!r} added: values the old schema accepted may fail it",
+                f"{keyword} {value_b!r} removed: the new schema accepts values that fail it",
             )
+            return self.issue(a, b, rule, message, keyword)
+        old, new = self.old_new(a, b)
+        message = (
+            f"{keyword} changed from {old.schema[keyword]!r} to {new.schema[keyword]!r}: values "
+            f"the {self.sub_name} schema accepts may fail the {self.sup_name} one"
+        )
+        return self.issue(a, b, f"{keyword}-changed", message, keyword, at_a=(keyword,))
+
+    def _arrays(self, a: _Node, b: _Node) -> list[_Issue]:
+        issues = self._limits(a, b, _ARRAY_LIMITS, own={"maxItems": _max_items(a)})
+        if b.get("uniqueItems") is True and a.get("uniqueItems") is not True:
+            message = self.edit(
+                "uniqueItems added: arrays with repeated items are refused",
+                "uniqueItems removed: arrays with repeated items are accepted",
+            )
+            rule = self.edit("unique-items-added", "unique-items-removed")
+            at_a = ("uniqueItems",) if "uniqueItems" in a.schema else None
+            issues.append(self.issue(a, b, rule, message, "uniqueItems", at_a=at_a))
         prefix_a, prefix_b = a.get("prefixItems", []), b.get("prefixItems", [])
         max_items = a.get("maxItems")
         for index in range(max(len(prefix_a), len(prefix_b))):
@@ -652,24 +752,27 @@ class _Checker:
                 break
             found = self.subset(item_a, item_b)
             if found and index >= len(prefix_a) and _is_true(item_a.schema):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "tuple-item-added-to-open-tuple",
-                        f"item "
-                        f"{index} now has a schema, but the {self.sub_name} "
-                        "tuple was open: any value could sit there",
-                        "prefixItems",
-                        index,
-                    )
-                )
+                issues.append(self._open_item(a, b, index))
             else:
                 issues.extend(found)
         if max_items is None or max_items > max(len(prefix_a), len(prefix_b)):
             issues.extend(self.subset(_items(a, strict=False), _items(b, strict=True)))
         issues.extend(self._contains(a, b))
         return issues
+
+    def _open_item(self, a: _Node, b: _Node, index: int) -> _Issue:
+        """Item `index` of `b` has a schema where `a` is an open tuple (any value)."""
+        if self.new_is_sup:
+            message = (
+                f"item {index} now has a schema, but the old tuple was open: any value "
+                "could sit there"
+            )
+            return self.issue(a, b, "tuple-item-added-to-open-tuple", message, "prefixItems", index)
+        message = (
+            f"item {index} had a schema in the old tuple; the new one is open there and "
+            "accepts any value"
+        )
+        return self.issue(a, b, "tuple-item-removed-from-open-tuple", message, "prefixItems", index)
 
     def _contains(self, a: _Node, b: _Node) -> list[_Issue]:
         if "contains" not in b.schema:
@@ -691,17 +794,15 @@ class _Checker:
                 and max_a <= max_b
             ):
                 return []
-        return [
-            self.issue(
-                a,
-                b,
-                "contains-changed",
-                f"the {self.sup_name} schema requires items matching `contains` "
-                f"({min_b} to {max_b if max_b is not None else 'any number'}) that "
-                f"{self.sub_name} arrays are not proved to have",
-                "contains",
-            )
-        ]
+        counts = f"{min_b} to {max_b if max_b is not None else 'any number'}"
+        message = self.edit(
+            f"`contains` added or narrowed: the new schema requires items matching it "
+            f"({counts}) that old arrays are not proved to have",
+            f"`contains` removed or widened: the old schema required items matching it "
+            f"({counts}) that new arrays are not proved to have",
+        )
+        at_a = ("contains",) if "contains" in a.schema else None
+        return [self.issue(a, b, "contains-changed", message, "contains", at_a=at_a)]
 
     def _objects(self, a: _Node, b: _Node, root: bool) -> list[_Issue]:
         issues = self._limits(a, b, _OBJECT_LIMITS)
@@ -709,20 +810,8 @@ class _Checker:
         props_a, props_b = a.get("properties", {}), b.get("properties", {})
         required_a, required_b = set(a.get("required", [])), b.get("required", [])
         for index, name in enumerate(required_b):
-            if name in required_a or name in filled:
-                continue
-            issues.append(
-                self.issue(
-                    a,
-                    b,
-                    "property-made-required",
-                    f"{name!r} is required by the {self.sup_name} schema "
-                    "(with no default to fill it in); "
-                    f"{self.sub_name} documents may lack it",
-                    "required",
-                    index,
-                )
-            )
+            if name not in required_a and name not in filled:
+                issues.append(self._required(a, b, index, name, root))
         issues.extend(self._patterns(a, b))
         for name in dict.fromkeys([*props_a, *props_b]):
             issues.extend(self._property(a, b, name, filled))
@@ -730,32 +819,26 @@ class _Checker:
         if extra_b is not None and (extra_a is None or extra_a.schema is not False):
             found = self.subset(extra_a or a.true_at("additionalProperties"), extra_b)
             if found and extra_b.schema is False:
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "object-closed",
-                        f"the {self.sup_name} object "
-                        "refuses properties it does not declare; the "
-                        f"{self.sub_name} one accepted them",
-                        extra_b.ptr[-1],
-                    )
+                message = self.edit(
+                    "the new object refuses properties it does not declare; the old one "
+                    "accepted them",
+                    "the new object accepts properties it does not declare; the old one "
+                    "refused them",
                 )
+                at_a = None if extra_a is None else (extra_a.ptr[-1],)
+                rule = self.edit("object-closed", "object-opened")
+                issues.append(self.issue(a, b, rule, message, extra_b.ptr[-1], at_a=at_a))
             else:
                 issues.extend(found)
         issues.extend(self._property_names(a, b))
         for key, needed in b.get("dependentRequired", {}).items():
             if not set(needed) <= set(a.get("dependentRequired", {}).get(key, [])):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "dependency-added",
-                        f"when {key!r} is present {_show(needed)} must be too",
-                        "dependentRequired",
-                        key,
-                    )
+                message = self.edit(
+                    f"dependency added: when {key!r} is present {_show(needed)} must be too",
+                    f"dependency removed: the old schema requires {_show(needed)} when "
+                    f"{key!r} is present, the new one does not",
                 )
+                issues.append(self._dependency(a, b, "dependentRequired", key, message))
         for key in b.get("dependentSchemas", {}):
             target = b.child("dependentSchemas", key)
             if key in a.get("dependentSchemas", {}):
@@ -765,18 +848,34 @@ class _Checker:
             # Without a matching dependency in A, all of A must pass it.
             whole = self.subset(a, target)
             if whole:
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "dependency-added",
-                        f"when {key!r} is present the object must also match a schema "
-                        f"the {self.sub_name} one did not require",
-                        "dependentSchemas",
-                        key,
-                    )
+                message = self.edit(
+                    f"dependency added: when {key!r} is present the object must also match a "
+                    "schema the old one did not require",
+                    f"dependency removed: when {key!r} is present the old schema also required "
+                    "a schema the new one does not",
                 )
+                issues.append(self._dependency(a, b, "dependentSchemas", key, message))
         return issues
+
+    def _required(self, a: _Node, b: _Node, index: int, name: str, root: bool) -> _Issue:
+        """`b` requires `name`, which `a`'s documents may lack."""
+        if self.new_is_sup:
+            fill = " (with no default to fill it in)" if root else ""
+            message = f"{name!r} is now required{fill}; old documents may lack it"
+            return self.issue(a, b, "property-made-required", message, "required", index)
+        if root:
+            message = (
+                f"{name!r} may now be omitted (no longer required, or given a default the new "
+                "decoder fills in); the old schema requires it, with no default to fill it in"
+            )
+        else:
+            message = f"{name!r} is no longer required; the old schema requires it"
+        return self.issue(a, b, "property-made-optional", message, "required", index)
+
+    def _dependency(self, a: _Node, b: _Node, keyword: str, key: str, message: str) -> _Issue:
+        at_a = (keyword, key) if key in a.get(keyword, {}) else None
+        rule = self.edit("dependency-added", "dependency-removed")
+        return self.issue(a, b, rule, message, keyword, key, at_a=at_a)
 
     def _patterns(self, a: _Node, b: _Node) -> list[_Issue]:
         """Names matched by `patternProperties` (regex overlap is never computed: a new
@@ -793,35 +892,36 @@ class _Checker:
             if extra_a is None or extra_a.schema is not False:
                 covering.append(extra_a or a.true_at("additionalProperties"))
             if any(self.subset(node, target) for node in covering):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "pattern-properties-changed",
-                        f"pattern {pattern!r} is new; names it matches may carry values "
-                        f"the {self.sub_name} schema accepted and it refuses "
-                        "(regex overlap is not decided)",
-                        "patternProperties",
-                        pattern,
-                    )
+                message = self.edit(
+                    f"pattern {pattern!r} added: names it matches may carry values the old "
+                    "schema accepted and it refuses (regex overlap is not decided)",
+                    f"pattern {pattern!r} removed: names it matched may now carry values it "
+                    "refused (regex overlap is not decided)",
                 )
+                at = ("patternProperties", pattern)
+                issues.append(self.issue(a, b, "pattern-properties-changed", message, *at))
         extra_b = _additional(b, strict=True)
         for pattern in patterns_a:
             if pattern in patterns_b or extra_b is None:
                 continue
             if self.subset(a.child("patternProperties", pattern), extra_b):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "pattern-properties-changed",
-                        f"pattern {pattern!r} was removed; names it matched now fall under "
-                        f"{extra_b.ptr[-1]}, which refuses values the {self.sub_name} "
-                        "schema accepted",
-                        "patternProperties",
-                    )
-                )
+                issues.append(self._pattern_uncovered(a, b, pattern, extra_b))
         return issues
+
+    def _pattern_uncovered(self, a: _Node, b: _Node, pattern: str, extra_b: _Node) -> _Issue:
+        """Names `a` gives to `pattern` fall under `b`'s additional properties schema."""
+        extra = extra_b.ptr[-1]
+        message = self.edit(
+            f"pattern {pattern!r} removed: names it matched now fall under {extra}, which "
+            "refuses values the old schema accepted",
+            f"pattern {pattern!r} added: names it matches fell under the old {extra}, which "
+            "refuses values it accepts",
+        )
+        at = ("patternProperties", pattern)
+        # Where the pattern is (old, removed; or new, added), not the keyword it fell under.
+        return _Issue(
+            a.ptr, b.ptr, "pattern-properties-changed", message, self.new_is_sup, None, at
+        )
 
     def _property(self, a: _Node, b: _Node, name: str, filled: Mapping[str, Any]) -> list[_Issue]:
         issues: list[_Issue] = []
@@ -836,18 +936,13 @@ class _Checker:
                 names = compile_schema(_bundle_node(b.child("propertyNames")))
                 refused = refused or not _accepts(names, name)
             if refused:
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "default-refused",
-                        f"the default {_show(default)} of {name!r}, filled into calls that "
-                        f"omit it, is refused by the {self.sup_name} schema",
-                        "properties",
-                        name,
-                        "default",
-                    )
+                message = (
+                    f"the default {_show(default)} of {name!r}, which the {self.sup_name} "
+                    f"decoder fills into calls that omit it, is refused by the "
+                    f"{self.sup_name} schema"
                 )
+                at = ("properties", name, "default")
+                issues.append(self.issue(a, b, "default-refused", message, *at))
         in_a = _schemas_for(a, name, strict=False)
         if any(node.schema is False for node in in_a):
             return issues  # A never carries `name`
@@ -858,49 +953,55 @@ class _Checker:
             if not found:
                 continue
             if not declared_a and target.ptr[-2:] == ("properties", name):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "property-added-to-open-object",
-                        f"{name!r} is "
-                        f"declared now, but the {self.sub_name} object was "
-                        f"open: documents may already carry {name!r} with "
-                        "values its new schema refuses",
-                        "properties",
-                        name,
-                    )
-                )
+                issues.append(self._declared_where_open(a, b, name))
             elif target.schema is False and target.ptr[-2:] != ("properties", name):
-                issues.append(
-                    self.issue(
-                        a,
-                        b,
-                        "property-removed-from-closed-object",
-                        f"{name!r} is accepted by the {self.sub_name} schema; the "
-                        f"{self.sup_name} object is closed and does not declare it",
-                        "properties",
-                        name,
-                    )
-                )
+                issues.append(self._undeclared_where_closed(a, b, name, declared_a))
             else:
                 issues.extend(found)
         return issues
+
+    def _declared_where_open(self, a: _Node, b: _Node, name: str) -> _Issue:
+        """`b` declares `name`, which `a`'s open object accepted with any value."""
+        at = ("properties", name)
+        if self.new_is_sup:
+            message = (
+                f"{name!r} is declared now, but the old object was open: documents may "
+                f"already carry {name!r} with values its new schema refuses"
+            )
+            return self.issue(a, b, "property-added-to-open-object", message, *at)
+        message = (
+            f"{name!r} is no longer declared, and the new object is open: new documents may "
+            f"carry {name!r} with values its old schema refuses"
+        )
+        return self.issue(a, b, "property-removed-from-open-object", message, *at)
+
+    def _undeclared_where_closed(self, a: _Node, b: _Node, name: str, declared_a: bool) -> _Issue:
+        """`a` accepts `name`; `b`'s object is closed and does not declare it."""
+        at_a = ("properties", name) if declared_a else None
+        if self.new_is_sup:
+            message = (
+                f"{name!r} is no longer declared, and the new object is closed: old documents "
+                f"carrying {name!r} are refused"
+            )
+            rule = "property-removed-from-closed-object"
+        else:
+            message = (
+                f"{name!r} is declared now, but the old object is closed: it refuses documents "
+                f"carrying {name!r}"
+            )
+            rule = "property-added-to-closed-object"
+        return _Issue(a.ptr, b.ptr, rule, message, self.new_is_sup, None, at_a)
 
     def _property_names(self, a: _Node, b: _Node) -> list[_Issue]:
         if "propertyNames" not in b.schema:
             return []
         if "propertyNames" not in a.schema:
-            return [
-                self.issue(
-                    a,
-                    b,
-                    "property-names-added",
-                    "propertyNames added: names the "
-                    f"{self.sub_name} schema accepted may be refused",
-                    "propertyNames",
-                )
-            ]
+            message = self.edit(
+                "propertyNames added: names the old schema accepted may be refused",
+                "propertyNames removed: the new schema accepts names the old one refused",
+            )
+            rule = self.edit("property-names-added", "property-names-removed")
+            return [self.issue(a, b, rule, message, "propertyNames")]
         return self.subset(a.child("propertyNames"), b.child("propertyNames"))
 
     def _conditional(self, a: _Node, b: _Node) -> list[_Issue]:
@@ -932,16 +1033,13 @@ class _Checker:
                 continue
             if keyword in a.schema and _json_equal(a.schema[keyword], value):
                 continue
-            issues.append(
-                self.issue(
-                    a,
-                    b,
-                    "undecidable-keyword",
-                    f"{keyword!r} is not understood by the checker; it was "
-                    "added or changed, so compatibility cannot be proved",
-                    keyword,
-                )
+            edit = self.edit("added or changed", "removed or changed")
+            message = (
+                f"{keyword!r} is not understood by the checker; it was {edit}, so "
+                "compatibility cannot be proved"
             )
+            at_a = (keyword,) if keyword in a.schema else None
+            issues.append(self.issue(a, b, "undecidable-keyword", message, keyword, at_a=at_a))
         return issues
 
 
@@ -953,6 +1051,10 @@ _MISSING: Any = object()
 
 def _document(contract: TaskContract) -> dict[str, Any]:
     return {"params": contract.params, "returns": contract.returns, "$defs": contract.defs}
+
+
+def _exists(document: Any, ptr: Pointer) -> bool:
+    return len(_existing(document, ptr)) == len(ptr)
 
 
 def _existing(document: Any, ptr: Pointer) -> Pointer:
@@ -1124,6 +1226,15 @@ def _schemas_for(node: _Node, name: str, *, strict: bool) -> list[_Node]:
         extra = _additional(node, strict=strict)
         found.append(extra or node.true_at("additionalProperties"))
     return found
+
+
+def _max_items(node: _Node) -> Any:
+    """The most items an array can have here: `maxItems`, or the length of a closed tuple."""
+    declared = node.get("maxItems")
+    if _items(node, strict=False).schema is not False:
+        return declared
+    length = len(node.get("prefixItems", []))
+    return length if declared is None else min(declared, length)
 
 
 def _types(schema: Mapping[str, Any]) -> set[str]:
@@ -1403,7 +1514,7 @@ def _as_sent(root: _Node) -> _Node:
 
 
 def _filled_defaults(
-    sent: _Node, sup: TaskContract
+    sent: _Node, sup: TaskContract, sup_name: str
 ) -> tuple[dict[str, Any], list[tuple[Pointer, str]]]:
     """Defaults the `sup` decoder fills into calls that omit them, when filling them in
     provably keeps a call valid apart from the parameter's own value; otherwise the
@@ -1425,7 +1536,7 @@ def _filled_defaults(
     conflicts: list[tuple[Pointer, str]] = [
         (
             ("params", "properties", name, "default"),
-            f"the decoder fills the default of {name!r} into calls that omit it, and "
+            f"the {sup_name} decoder fills the default of {name!r} into calls that omit it, and "
             f"{', '.join(breakers)} at the params root may then refuse the call; "
             "this cannot be proved safe",
         )
@@ -1510,6 +1621,7 @@ def _positions(sub: TaskContract, sup: TaskContract, *, new_is_sup: bool) -> Ite
                 "positional calls bind to other parameters or fail",
                 new_is_sup,
                 ("properties",),
+                ("properties",),
             )
             return
 
@@ -1550,6 +1662,11 @@ def _show(value: Any) -> str:
 def _names(names: Sequence[str]) -> str:
     quoted = [repr(name) for name in names]
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} and {quoted[-1]}"
+
+
+def _was(keyword: str, limit: Any, other: str) -> str:
+    """`(was …)` for a limit, naming the keyword only when it differs from `other`."""
+    return f"was {_num(limit)}" if keyword == other else f"was {keyword} {_num(limit)}"
 
 
 def _show_default(value: Any) -> str:
