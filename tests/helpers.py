@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Any
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now: free to serve on, refused to connect to."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def make_contract(

@@ -72,7 +72,7 @@ def test_mode_none_accepts_anything_and_forward_refuses_what_backward_allows(
     response = publish(registry, widened)
     assert response.status_code == 409
     (violation,) = response.json()["violations"]
-    assert (violation["direction"], violation["rule"]) == ("forward", "type-narrowed")
+    assert (violation["direction"], violation["rule"]) == ("forward", "type-widened")
 
 
 def test_the_global_mode_applies_to_tasks_without_their_own(

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,7 +34,7 @@ from registry_service._store import Store
 from taskschema import TaskContract
 
 from conftest import EXAMPLES, ROOT, Registry
-from helpers import make_contract
+from helpers import free_port, make_contract
 
 TASKSCHEMA = shutil.which("taskschema", path=str(Path(sys.executable).parent))
 
@@ -185,18 +184,11 @@ class Served:
         return self.log.read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def serving(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Iterator[Served]:
     """`taskschema serve ARGS` as a real process in `cwd`, once it answers /healthz."""
     assert TASKSCHEMA, "the taskschema console script is not installed in this environment"
-    port = _free_port()
+    port = free_port()
     served = Served(f"http://127.0.0.1:{port}", cwd / f"serve-{port}.log")
     with served.log.open("wb") as log:
         process = subprocess.Popen(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,20 +20,13 @@ from registry_service._db import create_db_engine, migrate
 from registry_service._store import Store
 
 from conftest import fresh_postgres_database
-from helpers import make_contract
+from helpers import free_port, make_contract
 
 REPLICAS = 2
 DISTINCT = 120
 REPEATS = 3  # every distinct contract is also published again, concurrently
 IN_FLIGHT = 180  # publishes sent at once, across both replicas
 MIN_IN_FLIGHT = 120  # the issue asks for 100+ concurrent publishes; measured, not assumed
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -64,7 +56,7 @@ class Replica:
 def uvicorn_process(database_url: str, log: Path) -> Iterator[Replica]:
     """A registry replica: its own `uvicorn` process, started (not yet waited on), which
     migrates the database on start."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TASKSCHEMA_DATABASE_URL": database_url}
     command = [
         sys.executable, "-m", "uvicorn", "registry_service:create_app", "--factory",

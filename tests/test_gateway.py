@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -51,7 +50,7 @@ from taskschema import CompatibilityMode, StaticContracts, TaskContract
 from taskschema.kombu import MessageDecoder, Rejection, TaskCall
 
 from conftest import Registry, start_registry
-from helpers import make_contract
+from helpers import free_port, make_contract
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
 GREET = json.loads((CONTRACTS / "demo.greet.json").read_text())
@@ -81,14 +80,6 @@ def client(url: str, token: str | None = None) -> httpx.Client:
 def task_name(prefix: str) -> str:
     """A task name no other test uses (each segment an identifier)."""
     return f"{prefix}.t{uuid.uuid4().hex[:10]}"
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (connections to it are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def wait_for_result(http: httpx.Client, task_id: str) -> dict[str, Any]:
@@ -601,7 +592,7 @@ def test_without_broker_or_backend_the_gateway_answers_503(tmp_path: Path) -> No
 
 @pytest.mark.parametrize("scheme", ["redis", "amqp"])
 def test_an_unreachable_broker_or_backend_answers_503(tmp_path: Path, scheme: str) -> None:
-    port = closed_port()
+    port = free_port()
     url = (
         f"redis://127.0.0.1:{port}/0"
         if scheme == "redis"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from registry_service import RegistrySettings
 from taskschema._exceptions import ContractViolation
 
 from conftest import live_registry, service_missing
+from helpers import free_port
 
 ADA = {"name": "Ada", "born": "1990-01-01T00:00:00Z"}
 ADA_AGE_DAYS = (datetime(2026, 1, 1, tzinfo=UTC) - datetime(1990, 1, 1, tzinfo=UTC)).days
@@ -210,10 +210,7 @@ PRODUCERS: dict[str, Producer] = {
 
 @pytest.fixture(scope="module")
 def metrics_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    return free_port()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ from workers import (
 )
 
 from conftest import ROOT, service_missing
+from helpers import free_port
 
 README = ROOT / "README.md"
 SHOP = ROOT / "examples" / "shop"
@@ -201,13 +201,6 @@ def amqp_shop(redis_shop: Worker, tmp_path_factory: pytest.TempPathFactory) -> I
     finally:
         worker.stop()
         setup.delete()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

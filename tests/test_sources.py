@@ -7,7 +7,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +27,7 @@ from taskschema import (
 )
 
 from conftest import Registry, start_registry
-from helpers import make_contract
+from helpers import free_port, make_contract
 
 
 class CountingTransport(httpx.BaseTransport):
@@ -75,10 +74,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> float:
 
 def dead_url() -> str:
     """The URL of a loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 @pytest.fixture

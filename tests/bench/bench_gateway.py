@@ -22,7 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ from pathlib import Path
 
 import httpx
 from celery import Celery
+
+from tests.helpers import free_port
 
 from .bench_decoder import BROKER, PAYLOADS, contract_document
 
@@ -106,13 +107,6 @@ def http_request(path: str, body: bytes, authorization: str) -> bytes:
 
 
 # -- the two servers -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @contextmanager
