@@ -175,6 +175,18 @@ CASES: list[Case] = [
         "union-branch-added",
     ),
     Case(
+        "2-oneOf-untyped-tagged-branches-overlap-on-non-objects",
+        {"oneOf": [{"properties": {"k": {"const": 1}}, "required": ["k"]}]},
+        {
+            "oneOf": [
+                {"properties": {"k": {"const": 1}}, "required": ["k"]},
+                {"properties": {"k": {"const": 2}}, "required": ["k"]},
+            ]
+        },
+        "one-of-branch-overlaps",  # "x" is not an object: it matches both branches
+        "union-branch-added",
+    ),
+    Case(
         "2-oneOf-branch-removed",
         {"oneOf": [STR, INT, NULL]},
         {"oneOf": [STR, INT]},

@@ -71,13 +71,14 @@ def variant(tag: str, **properties: Any) -> dict[str, Any]:
 
 def tagged_contract(width: int, *, changed: bool) -> dict[str, Any]:
     """Every parameter (and returned field) a `oneOf` of two variants told apart by
-    `kind`; the change raises a limit inside one variant (BACKWARD-safe only)."""
-    limit = 20 if changed else 10
+    `kind`, each with its own limits (no two alike, as in a real contract); the change
+    raises a limit inside one variant (BACKWARD-safe only)."""
+    raised = 1000 if changed else 0
     properties = {
         f"p{index:03d}": {
             "oneOf": [
-                variant("a", v={"type": "integer", "maximum": limit}),
-                variant("b", s={"type": "string", "maxLength": 64}),
+                variant("a", v={"type": "integer", "maximum": 10 + index + raised}),
+                variant("b", s={"type": "string", "maxLength": 64 + index}),
             ]
         }
         for index in range(width)

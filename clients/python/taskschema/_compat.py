@@ -29,9 +29,9 @@ import itertools
 import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from ._contract import TaskContract, bundle
 from ._models import CompatibilityMode, CompatibilityReport, Direction, Incompatibility, Side
@@ -80,9 +80,10 @@ def check_compatibility(
     compared = earlier if is_transitive(mode) else earlier[-1:]
     violations: list[Incompatibility] = []
     warnings: list[Incompatibility] = []
+    memo = _Memo()  # shared: both directions and every version compare the same schemas
     for version, old in compared:
         for direction in directions(mode):
-            found = compare(old, new, direction)
+            found = _compare(old, new, direction, memo)
             violations.extend(v.model_copy(update={"version": version}) for v in found)
         if directions(mode):
             warnings.extend(_default_changes(old, new, version))
@@ -96,13 +97,19 @@ def check_compatibility(
 
 def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[Incompatibility]:
     """Violations of the change old → new in one direction."""
+    return _compare(old, new, direction, _Memo())
+
+
+def _compare(
+    old: TaskContract, new: TaskContract, direction: Direction, memo: _Memo
+) -> list[Incompatibility]:
     violations: list[Incompatibility] = []
     new_document, old_document = _document(new), _document(old)
     for side in ("params", "returns"):
         # Who must accept whose documents: BACKWARD params old ⊆ new, returns new ⊆ old.
         old_is_sub = (side == "params") == (direction is Direction.BACKWARD)
         sub, sup = (old, new) if old_is_sub else (new, old)
-        issues = _side_issues(sub, sup, side, new_is_sup=old_is_sub)
+        issues = _side_issues(sub, sup, side, memo, new_is_sup=old_is_sub)
         violations.extend(
             issue.to_violation(side, direction, new_document, old_document) for issue in issues
         )
@@ -110,24 +117,24 @@ def compare(old: TaskContract, new: TaskContract, direction: Direction) -> list[
 
 
 def _side_issues(
-    sub: TaskContract, sup: TaskContract, side: Side, *, new_is_sup: bool
+    sub: TaskContract, sup: TaskContract, side: Side, memo: _Memo, *, new_is_sup: bool
 ) -> list[_Issue]:
     """Issues preventing `sub`'s documents of one side from passing `sup`'s decoder."""
     sub_root = _Node(sub, (side,), getattr(sub, side))
     sup_root = _Node(sup, (side,), getattr(sup, side))
-    if _equal(sub_root, sup_root) and (side == "returns" or _same_call(sub, sup)):
+    if _equal(sub_root, sup_root, memo) and (side == "returns" or _same_call(sub, sup)):
         return []  # the same schema: the same decoder, the same documents
     issues = [
         _Issue(sub_root.ptr, ptr, "ref-cycle", message, new_is_sup)
         for ptr, message in _ref_cycles(sup, side)
     ]
     if side == "returns":
-        checker = _Checker(sub, sup, new_is_sup=new_is_sup)
+        checker = _Checker(sub, sup, memo, new_is_sup=new_is_sup)
         return issues + checker.subset(sub_root, sup_root, root=True)
     calls = _root_calls(sub_root, sup)
     if calls is not None:
         # The calls are listed: each is judged exactly as the decoder judges it.
-        checker = _Checker(sub, sup, new_is_sup=new_is_sup)
+        checker = _Checker(sub, sup, memo, new_is_sup=new_is_sup)
         issues.extend(checker.calls(sub_root, sup_root, calls))
     else:
         sent = _as_sent(sub_root)
@@ -136,7 +143,7 @@ def _side_issues(
             _Issue(sent.ptr, ptr, "default-fill-conflict", message, new_is_sup)
             for ptr, message in conflicts
         )
-        checker = _Checker(sub, sup, new_is_sup=new_is_sup, filled=filled)
+        checker = _Checker(sub, sup, memo, new_is_sup=new_is_sup, filled=filled)
         issues.extend(checker.subset(sent, sup_root, root=True))
     issues.extend(_positions(sub, sup, new_is_sup=new_is_sup))
     return issues
@@ -175,6 +182,8 @@ _APPLICATORS = frozenset(
     {"$ref", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentSchemas"}
 )
 _UNEVALUATED = frozenset({"unevaluatedProperties", "unevaluatedItems"})
+# A schema with only these keywords is a bare reference to its target.
+_REF_ONLY = _ANNOTATIONS | {"$ref"}
 _UNDERSTOOD = frozenset(
     {
         "type", "enum", "const", "minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
@@ -221,12 +230,12 @@ _EXACT_STEP = 2**53
 Pointer = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
-class _Node:
+class _Node(NamedTuple):
     """A schema inside a contract, with where it sits (for paths and `$ref`s).
 
     `siblings` are the other branches of the `oneOf` this node is a branch of: a value
-    of this branch is known not to match them.
+    of this branch is known not to match them. (A named tuple: checks create nodes by
+    the ten thousand, and a tuple is the cheapest immutable record.)
     """
 
     contract: TaskContract
@@ -301,10 +310,55 @@ class _Call:
         return bool(self.filled_by(self.seen) or self.filled_by(self.filled))
 
 
+class _Memo:
+    """What one check computes once: equalities of schema pairs and validators.
+
+    Keyed by identity; each entry holds the schemas it is about, so they stay alive and
+    no id in a key is reused by another object while the memo lives.
+    """
+
+    def __init__(self) -> None:
+        self._equal: dict[tuple[int, int], tuple[Any, Any, bool]] = {}
+        self._validators: dict[tuple[int, int], tuple[Any, Any, Any]] = {}
+        self._assertions: dict[int, tuple[Any, frozenset[str]]] = {}
+        # How often an equality was assumed (a pair met again while under comparison):
+        # a result that leaned on one is not remembered.
+        self.assumed = 0
+
+    def equality(self, a: Any, b: Any) -> bool | None:
+        # Equality is symmetric: (a, b) and (b, a) share an entry.
+        id_a, id_b = id(a), id(b)
+        known = self._equal.get((id_a, id_b) if id_a <= id_b else (id_b, id_a))
+        return None if known is None else known[2]
+
+    def remember_equality(self, a: Any, b: Any, equal: bool) -> None:
+        id_a, id_b = id(a), id(b)
+        key = (id_a, id_b) if id_a <= id_b else (id_b, id_a)
+        self._equal[key] = (a, b, equal)
+
+    def assertions(self, schema: dict[str, Any]) -> frozenset[str]:
+        """The keywords of `schema` that are not annotations."""
+        known = self._assertions.get(id(schema))
+        if known is None:
+            keys = frozenset(k for k in schema if k not in _ANNOTATIONS and not k.startswith("x-"))
+            known = self._assertions[id(schema)] = (schema, keys)
+        return known[1]
+
+    def validator(self, node: _Node) -> Any:
+        """The decoder's validator for `node` (compiled once per schema and contract)."""
+        key = (id(node.schema), id(node.contract))
+        known = self._validators.get(key)
+        if known is None:
+            known = (node.schema, node.contract, compile_schema(_bundle_node(node)))
+            self._validators[key] = known
+        return known[2]
+
+
 @dataclass
 class _Checker:
     sub_contract: TaskContract
     sup_contract: TaskContract
+    memo: _Memo
     new_is_sup: bool
     # Top-level parameters whose default the `sup` decoder fills into calls that omit them.
     filled: dict[str, Any] = field(default_factory=dict)
@@ -367,7 +421,7 @@ class _Checker:
             # proved from here on leans on that assumption until it is settled.
             self._low = min(self._low, depth)
             return []
-        if not (root and self.filled) and _equal(a, b):
+        if not (root and self.filled) and _equal(a, b, self.memo):
             return []
         depth = len(self._index)
         self._index[key] = depth
@@ -417,7 +471,7 @@ class _Checker:
 
     def _not(self, a: _Node, b: _Node) -> list[_Issue]:
         excluded = b.child("not")
-        if _disjoint(a, excluded):
+        if _disjoint(a, excluded, self.memo):
             return []
         if "not" in a.schema and not self.subset(excluded, a.child("not")):
             return []  # the excluded set narrowed: what A excluded covers what B excludes
@@ -437,17 +491,34 @@ class _Checker:
         if rest is not None:
             issues.extend(self.subset(a, rest, root=root))
         options = [b.child(keyword, index) for index in range(len(b.schema[keyword]))]
-        attempts = [self.subset(a, option, root=root) for option in options]
-        fits = [index for index, attempt in enumerate(attempts) if not attempt]
-        if not fits:
-            best = min(range(len(options)), key=lambda index: len(attempts[index]))
+        # An option whose tag clashes with `a`'s includes `a` only if `a` is empty:
+        # passed over (at worst a refusal too many, never one too few).
+        open_options = [i for i, option in enumerate(options) if not _tags_clash(a, option)]
+        index = self._fitting_option(a, options, open_options, root)
+        if index is None:
+            candidates = open_options or list(range(len(options)))
+            attempts = {i: self.subset(a, options[i], root=root) for i in candidates}
+            best = min(candidates, key=lambda i: len(attempts[i]))
             return [*issues, self._no_branch(a, b, keyword, best), *attempts[best]]
         if keyword == "oneOf":
-            index = fits[0]
             for other, option in enumerate(options):
-                if other != index and not _disjoint(a, option, excluded=a.siblings):
+                if other != index and not _disjoint(a, option, self.memo, excluded=a.siblings):
                     issues.append(self._overlap(a, b, index, other))
         return issues
+
+    def _fitting_option(
+        self, a: _Node, options: Sequence[_Node], candidates: Sequence[int], root: bool
+    ) -> int | None:
+        """The index of one of the `candidates` options that includes `a`, or None. An
+        equal one is found without comparing the others."""
+        for index in candidates:
+            # (At the params root a filled-in default can break an equal option.)
+            if not (root and self.filled) and _equal(a, options[index], self.memo):
+                return index
+        for index in candidates:
+            if not self.subset(a, options[index], root=root):
+                return index
+        return None
 
     def _no_branch(self, a: _Node, b: _Node, keyword: str, best: int) -> _Issue:
         """No branch of `b`'s union includes `a`."""
@@ -538,7 +609,7 @@ class _Checker:
 
     def calls(self, a: _Node, b: _Node, calls: Sequence[_Call]) -> list[_Issue]:
         """Issues of the listed calls `a` accepts (params root) under `b`'s decoder."""
-        validator = compile_schema(_bundle_node(b))
+        validator = self.memo.validator(b)
         refused = [call for call in calls if not _accepts(validator, call.filled)]
         as_sent = [call.sent for call in refused if not call.defaulted]
         issues = self._values(a, b, as_sent) if as_sent else []
@@ -566,7 +637,7 @@ class _Checker:
         return self.issue(a, b, rule, message, *at, at_a=at)
 
     def _values(self, a: _Node, b: _Node, values: list[Any]) -> list[_Issue]:
-        validator = compile_schema(_bundle_node(b))
+        validator = self.memo.validator(b)
         refused = [value for value in values if not _accepts(validator, value)]
         if not refused:
             return []
@@ -788,7 +859,7 @@ class _Checker:
                     return []
             elif (
                 # At most max_a items match the same `contains`.
-                _equal(a.child("contains"), b.child("contains"))
+                _equal(a.child("contains"), b.child("contains"), self.memo)
                 and min_a >= min_b
                 and max_a is not None
                 and max_a <= max_b
@@ -929,11 +1000,9 @@ class _Checker:
         if name in filled:
             # Calls that omit `name` get the default: it must pass every schema for `name`.
             default = filled[name]
-            refused = not all(
-                _accepts(compile_schema(_bundle_node(target)), default) for target in targets
-            )
+            refused = not all(_accepts(self.memo.validator(target), default) for target in targets)
             if "propertyNames" in b.schema:
-                names = compile_schema(_bundle_node(b.child("propertyNames")))
+                names = self.memo.validator(b.child("propertyNames"))
                 refused = refused or not _accepts(names, name)
             if refused:
                 message = (
@@ -1009,7 +1078,7 @@ class _Checker:
         otherwise all of A must pass B's `then` and `else`."""
         if "if" not in b.schema:
             return []
-        same_if = "if" in a.schema and _equal(a.child("if"), b.child("if"))
+        same_if = "if" in a.schema and _equal(a.child("if"), b.child("if"), self.memo)
         issues: list[_Issue] = []
         pairwise: list[_Issue] = []
         for keyword in ("then", "else"):
@@ -1072,11 +1141,14 @@ def _existing(document: Any, ptr: Pointer) -> Pointer:
 
 def _follow(node: _Node) -> _Node:
     """Resolve a schema that is only a `$ref` (plus annotations) to its target."""
+    schema = node.schema
+    if type(schema) is not dict or "$ref" not in schema:
+        return node  # most schemas: no reference to follow
     seen: set[int] = set()
     while (
         isinstance(node.schema, dict)
         and "$ref" in node.schema
-        and not (set(node.schema) - _ANNOTATIONS - {"$ref"})
+        and _REF_ONLY.issuperset(node.schema)
     ):
         if id(node.schema) in seen:
             # A `$ref` cycle: the validator never ends on it (reported as `ref-cycle`
@@ -1098,7 +1170,8 @@ def _target(node: _Node) -> _Node:
 
 
 def _is_true(schema: Any) -> bool:
-    return schema is True or (isinstance(schema, dict) and not set(schema) - _ANNOTATIONS)
+    # (issuperset walks the keys without building a set: this runs for every pair.)
+    return schema is True or (isinstance(schema, dict) and _ANNOTATIONS.issuperset(schema))
 
 
 def _conjuncts(node: _Node, *, strict: bool) -> list[_Node] | None:
@@ -1117,7 +1190,7 @@ def _conjuncts(node: _Node, *, strict: bool) -> list[_Node] | None:
     parts.extend(node.child("allOf", index) for index in range(len(schema.get("allOf", []))))
     dropped = {"allOf", "$ref"} if strict else {"allOf", "$ref", *_UNEVALUATED}
     rest = {key: value for key, value in schema.items() if key not in dropped}
-    if set(rest) - _ANNOTATIONS:
+    if not _ANNOTATIONS.issuperset(rest):
         parts.append(_Node(node.contract, node.ptr, rest))
     return parts
 
@@ -1174,8 +1247,8 @@ def _branches(node: _Node) -> list[_Node] | None:
         chosen = merged or branch
         if keyword == "oneOf":
             others = range(len(schema[keyword]))
-            chosen = replace(
-                chosen, siblings=tuple(node.child(keyword, i) for i in others if i != index)
+            chosen = chosen._replace(
+                siblings=tuple(node.child(keyword, i) for i in others if i != index)
             )
         branches.append(chosen)
     return branches
@@ -1183,7 +1256,7 @@ def _branches(node: _Node) -> list[_Node] | None:
 
 def _without(node: _Node, keyword: str) -> _Node | None:
     rest = {key: value for key, value in node.schema.items() if key != keyword}
-    return _Node(node.contract, node.ptr, rest) if set(rest) - _ANNOTATIONS else None
+    return None if _ANNOTATIONS.issuperset(rest) else _Node(node.contract, node.ptr, rest)
 
 
 def _items(node: _Node, *, strict: bool) -> _Node:
@@ -1329,6 +1402,8 @@ def _steps_within(step_a: Any, step_b: Any, live: set[str]) -> bool:
 
 def _json_equal(x: Any, y: Any) -> bool:
     """Equality of JSON values as JSON Schema sees it: 1 == 1.0, but true != 1."""
+    if type(x) is str or type(y) is str:  # the most common by far: names, types, tags
+        return type(x) is type(y) and bool(x == y)
     if isinstance(x, bool) or isinstance(y, bool):
         return isinstance(x, bool) and isinstance(y, bool) and x == y
     if isinstance(x, int | float) and isinstance(y, int | float):
@@ -1340,9 +1415,38 @@ def _json_equal(x: Any, y: Any) -> bool:
     return type(x) is type(y) and bool(x == y)
 
 
+def _tags_clash(a: _Node, b: _Node) -> bool:
+    """Whether a property both schemas require is listed (`const`/`enum`) on both sides
+    with no value in common: then no document is valid under both. (`required` binds
+    objects only: one of them must accept nothing else.)"""
+    a, b = _follow(a), _follow(b)
+    schema_a, schema_b = a.schema, b.schema
+    if not (isinstance(schema_a, dict) and isinstance(schema_b, dict)):
+        return False
+    required_a, required_b = schema_a.get("required"), schema_b.get("required")
+    properties_a, properties_b = schema_a.get("properties"), schema_b.get("properties")
+    if not (required_a and required_b and properties_a and properties_b):
+        return False
+    if {"object"} not in (_types(schema_a), _types(schema_b)):
+        return False
+    for name in required_a:
+        if name not in required_b:
+            continue
+        values_a = _finite_values(properties_a.get(name))
+        values_b = _finite_values(properties_b.get(name)) if values_a is not None else None
+        if (
+            values_a is not None
+            and values_b is not None
+            and not any(_json_equal(x, y) for x in values_a for y in values_b)
+        ):
+            return True
+    return False
+
+
 def _disjoint(
     a: _Node,
     b: _Node,
+    memo: _Memo,
     excluded: Sequence[_Node] = (),
     seen: frozenset[tuple[int, int]] = frozenset(),
 ) -> bool:
@@ -1350,10 +1454,12 @@ def _disjoint(
     a, b = _follow(a), _follow(b)
     if a.schema is False or b.schema is False:
         return True
-    if any(_equal(b, other) for other in excluded):
+    if any(_equal(b, other, memo) for other in excluded):
         return True
     if a.schema is True or b.schema is True:
         return False
+    if _tags_clash(a, b):
+        return True  # a document of both would need a tag value both lists lack
     key = (id(a.schema), id(b.schema))
     if key in seen:
         return False  # a cycle proves nothing
@@ -1361,10 +1467,13 @@ def _disjoint(
     for x, y in ((a, b), (b, a)):
         branches = _branches(x)
         if branches is not None:
-            return all(_disjoint(branch, y, seen=seen) for branch in branches)
+            return all(_disjoint(branch, y, memo, seen=seen) for branch in branches)
         values = _finite_values(x.schema)
         if values is not None:
-            validator = compile_schema(_bundle_node(y))
+            listed = _finite_values(y.schema)
+            if listed is not None and not any(_json_equal(v, w) for v in values for w in listed):
+                return True  # `y` accepts none but its own listed values (no validator needed)
+            validator = memo.validator(y)
             return not any(_accepts(validator, value) for value in values)
     types_a, types_b = _types(a.schema), _types(b.schema)
     common = {t for t in types_a if _covers(types_b, t)} | {
@@ -1378,49 +1487,65 @@ def _disjoint(
         for name in x.get("required", []):
             in_y = _schemas_for(y, name, strict=False)
             if name in x.get("properties", {}) and any(
-                _disjoint(x.child("properties", name), node, seen=seen) for node in in_y
+                _disjoint(x.child("properties", name), node, memo, seen=seen) for node in in_y
             ):
                 return True
     return False
 
 
-def _equal(a: _Node, b: _Node, assumed: set[tuple[int, int]] | None = None) -> bool:
-    """Structural equality of two schemas, `$ref`s followed, annotations ignored."""
-    assumed = set() if assumed is None else assumed
+def _equal(a: _Node, b: _Node, memo: _Memo, assumed: set[tuple[int, int]] | None = None) -> bool:
+    """Structural equality of two schemas, `$ref`s followed, annotations ignored.
+
+    Remembered per pair (a check compares the same subschemas again and again as it
+    descends), unless the answer leaned on a pair assumed equal further up.
+    """
     a, b = _follow(a), _follow(b)
+    known = memo.equality(a.schema, b.schema)
+    if known is not None:
+        return known
+    assumed_before = memo.assumed
+    equal = _equal_walk(a, b, memo, set() if assumed is None else assumed)
+    # A difference is a difference; a sameness only when nothing was assumed below.
+    if not equal or memo.assumed == assumed_before:
+        memo.remember_equality(a.schema, b.schema, equal)
+    return equal
+
+
+def _equal_walk(a: _Node, b: _Node, memo: _Memo, assumed: set[tuple[int, int]]) -> bool:
     if not (isinstance(a.schema, dict) and isinstance(b.schema, dict)):
         both_true = _is_true(a.schema) and _is_true(b.schema)
         return both_true or (a.schema is False and b.schema is False)
     key = (id(a.schema), id(b.schema))
     if key in assumed:
+        memo.assumed += 1
         return True
     assumed.add(key)
-    keys_a = {k for k in a.schema if k not in _ANNOTATIONS and not k.startswith("x-")}
-    keys_b = {k for k in b.schema if k not in _ANNOTATIONS and not k.startswith("x-")}
+    keys_a, keys_b = memo.assertions(a.schema), memo.assertions(b.schema)
     if keys_a != keys_b:
         return False
     for keyword in keys_a:
         value_a, value_b = a.schema[keyword], b.schema[keyword]
         if keyword == "$ref":
-            if not _equal(_target(a), _target(b), assumed):
+            if not _equal(_target(a), _target(b), memo, assumed):
                 return False
         elif keyword in _SCHEMA_MAPS:
             if not (isinstance(value_a, dict) and isinstance(value_b, dict)):
                 return False
             if value_a.keys() != value_b.keys() or not all(
-                _equal(a.child(keyword, name), b.child(keyword, name), assumed) for name in value_a
+                _equal(a.child(keyword, name), b.child(keyword, name), memo, assumed)
+                for name in value_a
             ):
                 return False
         elif keyword in _SCHEMA_LISTS:
             if not (isinstance(value_a, list) and isinstance(value_b, list)):
                 return False
             if len(value_a) != len(value_b) or not all(
-                _equal(a.child(keyword, i), b.child(keyword, i), assumed)
+                _equal(a.child(keyword, i), b.child(keyword, i), memo, assumed)
                 for i in range(len(value_a))
             ):
                 return False
         elif keyword in _SCHEMA_VALUED:
-            if not _equal(a.child(keyword), b.child(keyword), assumed):
+            if not _equal(a.child(keyword), b.child(keyword), memo, assumed):
                 return False
         elif not _json_equal(value_a, value_b):
             return False
