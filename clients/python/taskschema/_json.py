@@ -82,7 +82,11 @@ def canonical_json(document: Any, *, ordered: frozenset[tuple[str, ...]] = froze
     `params.properties` order is its positional signature, so it is content.
     """
     try:
-        return _encode(document, (), ordered).encode("utf-8")
+        normal = _normalise(document, (), ordered)
+        # One dumps call for the whole document: json's C encoder does the writing, and
+        # `_normalise` has already put every object's keys in their canonical order.
+        text = json.dumps(normal, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidJSONError(
             f"string holds a lone surrogate ({exc.object[exc.start : exc.end]!r}), "
@@ -92,19 +96,17 @@ def canonical_json(document: Any, *, ordered: frozenset[tuple[str, ...]] = froze
         raise InvalidJSONError(f"not JSON: {exc}") from None
 
 
-def _encode(value: Any, path: tuple[str, ...], ordered: frozenset[tuple[str, ...]]) -> str:
+def _normalise(value: Any, path: tuple[str, ...], ordered: frozenset[tuple[str, ...]]) -> Any:
+    """`value` with object keys sorted (but at `ordered` paths) and integral floats as ints."""
     if isinstance(value, dict):
-        items = value.items() if path in ordered else sorted(value.items())
-        members = (
-            f"{json.dumps(key, ensure_ascii=False)}:{_encode(item, (*path, key), ordered)}"
-            for key, item in items
-        )
-        return "{" + ",".join(members) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(_encode(item, (*path, "*"), ordered) for item in value) + "]"
+        keys = value if path in ordered else sorted(value)
+        return {key: _normalise(value[key], (*path, key), ordered) for key in keys}
+    if isinstance(value, list | tuple):
+        inside = (*path, "*")
+        return [_normalise(item, inside, ordered) for item in value]
     if isinstance(value, float) and value.is_integer() and abs(value) < _MAX_EXACT_FLOAT_INT:
-        return str(int(value))
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        return int(value)
+    return value
 
 
 def fingerprint(canonical: bytes) -> str:
