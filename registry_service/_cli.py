@@ -114,7 +114,8 @@ def _publish_seed(store: Store, seed: list[tuple[Path, TaskContract]]) -> None:
             echo_violations(str(file), exc.violations)
         else:
             state = "created" if outcome.created else "unchanged"
-            typer.echo(f"{contract.task}: {state} v{outcome.registered.version}")
+            registered = outcome.registered
+            typer.echo(f"{registered.task}: {state} v{registered.version} (id {registered.id})")
     if refused:
         typer.echo(f"{refused} of {len(seed)} refused; serving without them", err=True)
 
