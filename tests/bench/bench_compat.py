@@ -43,20 +43,17 @@ def wide_contract(width: int, *, changed: bool) -> dict[str, Any]:
         "required": ["sku", "qty"],
         "additionalProperties": False,
     }
+    return {**contract_of("bench.wide", properties), "$defs": {"Item": item}}
+
+
+def contract_of(task: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """A contract whose params (the first half required) and return value both hold
+    `properties`, closed, so both sides are compared."""
+    closed = {"type": "object", "properties": properties, "additionalProperties": False}
     return {
-        "task": "bench.wide",
-        "params": {
-            "type": "object",
-            "properties": properties,
-            "required": list(properties)[: width // 2],
-            "additionalProperties": False,
-        },
-        "returns": {
-            "type": "object",
-            "properties": dict(properties),
-            "additionalProperties": False,
-        },
-        "$defs": {"Item": item},
+        "task": task,
+        "params": {**closed, "required": list(properties)[: len(properties) // 2]},
+        "returns": {**closed, "properties": dict(properties)},
     }
 
 
@@ -83,20 +80,7 @@ def tagged_contract(width: int, *, changed: bool) -> dict[str, Any]:
         }
         for index in range(width)
     }
-    return {
-        "task": "bench.tagged",
-        "params": {
-            "type": "object",
-            "properties": properties,
-            "required": list(properties)[: width // 2],
-            "additionalProperties": False,
-        },
-        "returns": {
-            "type": "object",
-            "properties": dict(properties),
-            "additionalProperties": False,
-        },
-    }
+    return contract_of("bench.tagged", properties)
 
 
 def median_ms(function: Callable[[], object], repeat: int = 30) -> float:
