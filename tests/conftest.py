@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import uuid
@@ -37,6 +38,24 @@ def service_missing(what: str, error: Exception) -> None:
     if IN_CI:
         pytest.fail(f"{message}; CI=true requires every service", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _hypothesis_jsonschema_constants() -> Iterator[None]:
+    """Undo hypothesis-jsonschema 0.23.1 corrupting its shared `false` schema.
+
+    Drawing from some schemas makes it empty its module-level FALSEY (`{"not": {}}`) in
+    place, after which every later `from_schema` in the process mistakes `{}` for
+    `false` and fails. Restored in place (other modules hold the same object) after each
+    test, so one module's draws cannot break another's.
+    """
+    yield
+    canonicalise = sys.modules.get("hypothesis_jsonschema._canonicalise")
+    if canonicalise is not None:
+        for constant, intact in ((canonicalise.FALSEY, {"not": {}}), (canonicalise.TRUTHY, {})):
+            if constant != intact:
+                constant.clear()
+                constant.update(intact)
 
 
 @contextmanager
