@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from taskschema import CompatibilityMode, CompatibilityReport, TaskContract, check_compatibility
-from taskschema._compat import consequence
+from taskschema._compat import who_breaks
 
 # The contract is stored canonically (keys sorted), which puts `$defs` first; people read
 # a contract top-down, so the UI shows these keys first (nested keys keep the stored order).
@@ -264,8 +264,7 @@ class Verdict:
     @property
     def who_breaks(self) -> list[str]:
         """For each side and direction that has a violation, who breaks if it ships."""
-        seen = {(v.side, v.direction): None for v in self.report.violations if v.direction}
-        return [f"{side} {direction}: {consequence(side, direction)}" for side, direction in seen]
+        return who_breaks(self.report.violations)
 
 
 def verdicts(

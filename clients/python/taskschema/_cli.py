@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from ._compat import check_compatibility, consequence
+from ._compat import check_compatibility, who_breaks
 from ._contract import TaskContract
 from ._exceptions import ContractError, InvalidJSONError, RegistryError, Violation
 from ._files import contract_files
@@ -73,13 +73,8 @@ def violation_line(source: str, violation: Violation) -> str:
 def echo_violations(source: str, violations: Sequence[Violation]) -> None:
     for violation in violations:
         typer.echo(f"  {violation_line(source, violation)}")
-    broken = dict.fromkeys(
-        (v.side, v.direction)
-        for v in violations
-        if isinstance(v, Incompatibility) and v.direction is not None
-    )
-    for side, direction in broken:
-        typer.echo(f"  {side} {direction.value}: {consequence(side, direction)}")
+    for sentence in who_breaks(violations):
+        typer.echo(f"  {sentence}")
 
 
 @app.command("publish")

@@ -34,6 +34,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from ._contract import TaskContract, bundle
+from ._exceptions import Violation
 from ._models import CompatibilityMode, CompatibilityReport, Direction, Incompatibility, Side
 from ._validation import compile_schema, json_pointer
 
@@ -52,6 +53,19 @@ _CONSEQUENCES: dict[tuple[Side, Direction], str] = {
 def consequence(side: Side, direction: Direction) -> str:
     """Who breaks when a violation of this side and direction ships."""
     return _CONSEQUENCES[(side, direction)]
+
+
+def who_breaks(violations: Iterable[Violation]) -> list[str]:
+    """For each side and direction that has a violation, once, in the order they first
+    appear: who breaks if the change ships, as "params backward: producers ..."."""
+    broken = dict.fromkeys(
+        (v.side, v.direction)
+        for v in violations
+        if isinstance(v, Incompatibility) and v.direction is not None
+    )
+    return [
+        f"{side} {direction.value}: {consequence(side, direction)}" for side, direction in broken
+    ]
 
 
 def directions(mode: CompatibilityMode) -> tuple[Direction, ...]:
